@@ -1,0 +1,76 @@
+"""The CLI as a user runs it: exit codes, tables, JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.conftest import RECIPES, ROOT, write
+from zoo.cli import cli
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(cli, ["--recipes", str(RECIPES), *args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_list_shows_whole_catalog_with_buildable_column() -> None:
+    code, out, _ = run("list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "family", "base", "method", "bits", "group", "act_bits", "format", "buildable"]
+    assert len(lines) - 1 == len(list(RECIPES.glob("*.yaml")))
+    assert any(line.startswith("llama3-70b-gptq-3bit ") for line in lines)
+
+
+def test_list_filters_and_json() -> None:
+    code, out, _ = run("list", "--family", "llama3-70b", "--method", "gptq", "--bits", "3", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["llama3-70b-gptq-3bit", "llama3-70b-gptq-3bit-pc"]
+    assert {r["base"] for r in rows} == {"meta-llama/Meta-Llama-3-70B"}
+    code, out, _ = run("list", "--family", "llava-next", "--json")
+    assert {r["family"] for r in json.loads(out)} == {"llava-next"}
+
+
+def test_list_unknown_method_suggests() -> None:
+    code, _, err = run("list", "--method", "gpqt")
+    assert code == 2
+    assert err.strip() == "error: unknown method 'gpqt'; did you mean 'gptq'?"
+
+
+def test_show_resolves_everything() -> None:
+    code, out, _ = run("show", "llama3-8b-awq-4bit", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["base"]["repo_id"] == "meta-llama/Meta-Llama-3-8B"
+    assert data["params"] == {"n_grid": 20, "duo_scaling": True}
+    assert data["calibration"]["samples"] == 128
+
+
+def test_show_unknown_recipe_suggests() -> None:
+    code, _, err = run("show", "llama3-8b-gptq-4bti")
+    assert code == 2
+    assert "did you mean 'llama3-8b-gptq-4bit'?" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_validate_all_and_failures(catalog: Path) -> None:
+    code, out, _ = run("validate")
+    assert code == 0 and out.strip().endswith("file(s) valid")
+    bad = write(catalog, "bad", "name: bad\nextends: _base/tiny-llama3\nmethod: rtn\nweights: {bits: 9}\n")
+    worse = write(catalog, "worse", "name: worse\nextends: _base/tiny-llama3\nmethod: awk\nweights: {bits: 4}\n")
+    res = CliRunner().invoke(cli, ["validate", str(bad), str(worse)])
+    assert res.exit_code == 1
+    assert "bad.yaml: weights.bits: RTN does not support 9-bit weights" in res.stderr
+    assert "worse.yaml: method: unknown method 'awk' (fix: did you mean 'awq'?)" in res.stderr
+    assert "2 problem(s) in 2 of 2 file(s)" in res.stderr
+
+
+def test_python_dash_m_and_console_script() -> None:
+    out = subprocess.run([sys.executable, "-m", "zoo", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("zoo, version")

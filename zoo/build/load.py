@@ -1,0 +1,107 @@
+"""Loading a recipe's base model: a Hub repo at its pinned revision, a local folder, or a built-in.
+
+Hub bases download through ``snapshot_download`` into the normal HF cache, so the resolved commit is
+known and recorded; ``trust_remote_code`` is never enabled. Weights load onto the host and, beyond
+``host_memory`` bytes, onto disk (compressed-tensors' offloading), so a 70B build needs neither the
+whole model in host RAM nor on the accelerator: the sequential pipeline onloads one layer at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+
+
+class BaseModelError(ZooError):
+    """The base model cannot be had: gated, missing, unreachable."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class BaseSource:
+    path: Path
+    identity: dict[str, Any]
+
+
+def _download(repo_id: str, revision: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    where = f"{repo_id}@{revision}"
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=WEIGHT_PATTERNS))
+    except GatedRepoError as e:
+        raise BaseModelError(
+            f"base model {repo_id} is gated; fix: accept its license on the Hub, then `hf auth login` or set HF_TOKEN"
+        ) from e
+    except RevisionNotFoundError as e:
+        raise BaseModelError(f"revision {revision!r} not found in {repo_id}; fix: correct base.revision") from e
+    except RepositoryNotFoundError as e:
+        raise BaseModelError(
+            f"base model {repo_id} not found (or private); fix: correct base.repo_id, or log in with access"
+        ) from e
+    except LocalEntryNotFoundError as e:
+        raise BaseModelError(
+            f"cannot reach the Hub for {where} and it is not in the HF cache; "
+            "fix: run where the Hub is reachable once, or point base.path at a local copy"
+        ) from e
+
+
+def resolve(recipe: Any, recipe_dir: Path) -> BaseSource:
+    """Where the base's files are on this machine, and what exactly they are."""
+    from zoo.tiny.bases import builtin_path
+
+    b = recipe.base
+    if b.builtin:
+        path = builtin_path(b.builtin)
+        from zoo.workdir import sha256_file
+
+        return BaseSource(path, {"builtin": b.builtin, "weights_sha256": sha256_file(path / "model.safetensors")})
+    if b.path:
+        path = (recipe_dir / b.path).expanduser()
+        if not (path / "config.json").exists():
+            raise BaseModelError(f"local base {path} has no config.json; fix: base.path must be a saved model folder")
+        return BaseSource(path, {"path": str(path)})
+    path = _download(b.repo_id, b.revision)
+    return BaseSource(path, {"repo_id": b.repo_id, "revision": b.revision, "commit": path.name})
+
+
+def check_disk(folder: Path, need_bytes: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise ZooError(
+            f"not enough disk space in {folder}: about {need_bytes / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free; "
+            "fix: free space or use --workdir on a larger disk"
+        )
+
+
+def load(source: BaseSource, family: Any, host_memory: int | None, offload_dir: Path) -> tuple[Any, Any]:
+    """The model on the host (spilling to ``offload_dir`` past ``host_memory`` bytes) and its processor."""
+    import transformers
+    from compressed_tensors.offload import load_offloaded_model
+
+    auto = getattr(transformers, family.auto_class)
+    kwargs: dict[str, Any] = {"dtype": "auto", "trust_remote_code": False}
+    if host_memory is not None:
+        offload_dir.mkdir(parents=True, exist_ok=True)
+        kwargs.update(device_map="auto", max_memory={"cpu": host_memory}, offload_folder=str(offload_dir))
+        with load_offloaded_model(auto):
+            model = auto.from_pretrained(source.path, **kwargs)
+    else:
+        model = auto.from_pretrained(source.path, **kwargs)
+    model.eval()
+    if family.multimodal:
+        processor = transformers.AutoProcessor.from_pretrained(source.path, trust_remote_code=False)
+    else:
+        processor = transformers.AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
+    return model, processor

@@ -1,0 +1,165 @@
+"""The ``zoo`` command line: each command parses options, calls one library function, prints.
+
+Errors from the library (``ZooError``) become one line on stderr and the class's exit code; the
+library itself only logs (``-v`` shows it), it never prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from zoo import __version__
+from zoo.errors import ZooError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ZooError as e:
+            for line in str(e).splitlines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _root(ctx: click.Context) -> Path:
+    from zoo.catalog import recipes_dir
+
+    return recipes_dir(ctx.obj.get("recipes"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+@click.option("--recipes", type=click.Path(path_type=Path), help="Recipe catalog folder (default: ./recipes).")
+@click.option("-v", "--verbose", count=True, help="More logging, backends' included (-vv: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.pass_context
+def cli(ctx: click.Context, recipes: Path | None, verbose: int, quiet: bool) -> None:
+    """Build, evaluate, card and publish quantized LLaMA-3 / LLaVA-Next checkpoints from recipes."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger("zoo").setLevel(logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
+    # Backends (imported later, inside commands) read these once: keep their logs quiet unless asked,
+    # and draw progress bars only on a terminal.
+    os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "INFO" if verbose else "ERROR")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    ctx.obj = {"recipes": recipes}
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no recipes match)"
+    cols = list(rows[0])
+    cells = [[("" if r[c] is None else f"{r[c]:g}" if isinstance(r[c], float) else str(r[c])) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+@cli.command("list")
+@click.option("--family", help="llama3, llava-next, or a base such as llama3-70b / tiny-llama3.")
+@click.option("--method", help="rtn, gptq, awq, smoothquant, quip, pbllm, billm, dbllm, slimllm, qlora, irqlora.")
+@click.option("--bits", type=float, help="Weight bits, e.g. 4 or 1.1.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@click.pass_context
+@_errors
+def list_cmd(ctx: click.Context, family: str | None, method: str | None, bits: float | None, as_json: bool) -> None:
+    """The catalog, with which recipes can be built now."""
+    from zoo.catalog import entries
+
+    rows = [dataclasses.asdict(e) for e in entries(_root(ctx), family, method, bits)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        r["buildable"] = "yes" if r["buildable"] else "no"
+    click.echo(_table(rows))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@click.pass_context
+@_errors
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """The fully resolved recipe NAME: inherited values and method defaults filled in."""
+    import yaml
+
+    from zoo.catalog import load
+
+    data = load(name, _root(ctx)).model_dump(mode="json")
+    click.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+@_errors
+def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Check recipe files (default: the whole catalog) and report every problem at once."""
+    from zoo.catalog import base_paths, recipe_paths
+    from zoo.catalog import validate as check
+
+    if not paths:
+        root = _root(ctx)
+        paths = (*base_paths(root), *recipe_paths(root))
+    problems = check(list(paths))
+    for p in problems:
+        click.echo(str(p), err=True)
+    bad = len({os.path.realpath(p.file) for p in problems})
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {bad} of {len(paths)} file(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{len(paths)} file(s) valid")
+
+
+@cli.command("build")
+@click.argument("name")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds go (default: $ZOO_WORKDIR or ./work).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--force", is_flag=True, help="Rebuild even if an identical build is finished.")
+@click.option("--host-memory", type=float, help="GB of host RAM for weights; the rest spills to disk.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line.")
+@click.pass_context
+@_errors
+def build_cmd(
+    ctx: click.Context, name: str, workdir: Path | None, device: str, force: bool, host_memory: float | None, as_json: bool
+) -> None:
+    """Quantize recipe NAME into <workdir>/NAME/model with a build.json manifest."""
+    from zoo.build import build
+    from zoo.catalog import load
+    from zoo.workdir import workdir as default_workdir
+
+    root = _root(ctx)
+    memory = int(host_memory * 1e9) if host_memory else None
+    result = build(load(name, root), default_workdir(workdir), root, device, force, memory)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        verb = "already built" if result.status == "skipped" else f"built in {result.seconds:.1f}s"
+        click.echo(f"{result.name}: {verb}: {result.model_dir} ({result.total_bytes / 1e6:.1f} MB)")
+
+
+def main() -> None:
+    cli(prog_name="zoo")

@@ -1,0 +1,83 @@
+"""Calibration samples: random token windows of a dataset split, as GPTQ and the study draw them.
+
+``samples`` windows of ``seqlen`` tokens start at uniformly random offsets into the tokenized split
+(``random.Random(seed)``), so the same recipe and tokenizer always give the same ids. Tokenizing
+WikiText2 takes a while, so token ids are cached under the zoo cache by text and tokenizer hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo.data.text import load_text
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    windows: list[list[int]]
+    identity: dict[str, Any]
+
+
+def tokenizer_sha(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    blob = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def token_ids(text: str, text_sha: str, tokenizer: Any) -> list[int]:
+    """All token ids of ``text`` (no special tokens), cached by content."""
+    import torch
+
+    from zoo.tiny.bases import cache_root
+
+    key = hashlib.sha256(f"{text_sha}:{tokenizer_sha(tokenizer)}".encode()).hexdigest()[:32]
+    path = cache_root() / "tokens" / f"{key}.pt"
+    if path.exists():
+        ids: list[int] = torch.load(path).tolist()
+        return ids
+    log.info("tokenizing %d characters", len(text))
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{random.randrange(1 << 30)}")
+    torch.save(torch.tensor(ids, dtype=torch.int32), tmp)
+    tmp.replace(path)
+    return ids
+
+
+def draw(ids: list[int], samples: int, seqlen: int, seed: int) -> list[list[int]]:
+    if len(ids) <= seqlen:
+        raise ZooError(
+            f"calibration text has {len(ids)} tokens, fewer than one window of {seqlen}; fix: lower calibration.seqlen"
+        )
+    rng = random.Random(seed)
+    starts = [rng.randint(0, len(ids) - seqlen - 1) for _ in range(samples)]
+    return [ids[s : s + seqlen] for s in starts]
+
+
+def calibration(spec: Any, tokenizer: Any, recipe_dir: Path | None = None) -> Calibration:
+    """Windows for a recipe's ``calibration`` section, with their identity for build.json."""
+    path = Path(spec.path) if spec.path else None
+    if path is not None and recipe_dir is not None and not path.is_absolute():
+        path = recipe_dir / path
+    text = load_text(spec.dataset, spec.split, path)
+    ids = token_ids(text.text, text.identity["text_sha256"], tokenizer)
+    windows = draw(ids, spec.samples, spec.seqlen, spec.seed)
+    h = hashlib.sha256()
+    for w in windows:
+        h.update(b",".join(str(i).encode() for i in w) + b";")
+    identity = {
+        **text.identity,
+        "samples": spec.samples,
+        "seqlen": spec.seqlen,
+        "seed": spec.seed,
+        "tokens_sha256": h.hexdigest(),
+    }
+    return Calibration(windows, identity)

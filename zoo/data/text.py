@@ -1,0 +1,93 @@
+"""Raw text of a dataset split, joined the way GPTQ's data utilities join it.
+
+Hub datasets load through ``datasets`` (which caches them) on machines that reach the Hub; with no
+network they raise a ``ZooError`` naming the dataset and the fix. ``pydoc`` and ``file`` never touch
+the network. Every loader returns the text and an identity record for manifests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UnknownNameError, ZooError
+
+# Hub datasets as GPTQ's datautils reads them: (path, config, data_files, column, joiner).
+HUB: dict[str, tuple[str, str | None, dict[str, str] | None, str, str]] = {
+    "wikitext2": ("wikitext", "wikitext-2-raw-v1", None, "text", "\n\n"),
+    "ptb": ("ptb_text_only", "penn_treebank", None, "sentence", " "),
+    "c4": (
+        "allenai/c4",
+        None,
+        {"train": "en/c4-train.00000-of-01024.json.gz", "validation": "en/c4-validation.00000-of-00008.json.gz"},
+        "text",
+        " ",
+    ),
+}
+C4_VALIDATION_DOCS = 1100  # GPTQ's C4 evaluation subset
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    identity: dict[str, Any]
+
+
+def _hub(name: str, split: str) -> Text:
+    from datasets import load_dataset
+
+    path, config, files, column, joiner = HUB[name]
+    try:
+        ds = load_dataset(path, config, data_files=files, split=split)
+    except Exception as e:  # datasets raises many types for offline / missing / gated
+        raise ZooError(
+            f"cannot load dataset {name!r} ({path}, split {split!r}): {type(e).__name__}: {str(e).splitlines()[0][:200]}; "
+            "fix: run where the Hub is reachable (the datasets cache is reused afterwards), or use a local file "
+            "(dataset: file, path: ...)"
+        ) from e
+    rows = ds[column]
+    if name == "c4" and split == "validation":
+        rows = rows[:C4_VALIDATION_DOCS]
+    text = joiner.join(rows)
+    return Text(text, {"source": path, "config": config, "fingerprint": getattr(ds, "_fingerprint", None)})
+
+
+def _file(path: Path) -> Text:
+    if not path.exists():
+        raise ZooError(f"text file {path} does not exist; fix: give an existing .txt or .jsonl path")
+    if path.suffix == ".jsonl":
+        rows = []
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line)["text"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ZooError(f"{path}:{i}: expected a JSON object with a 'text' field; fix that line") from e
+        return Text("\n\n".join(rows), {"source": str(path)})
+    return Text(path.read_text(), {"source": str(path)})
+
+
+def load_text(name: str, split: str, path: Path | None = None) -> Text:
+    """The joined text of ``name``'s ``split`` with its identity (name, split, source, sha256)."""
+    from zoo.data import DATASETS
+
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, DATASETS)
+    if name == "pydoc":
+        from zoo.tiny import corpus
+
+        if split not in ("train", "test", "validation"):
+            raise ZooError(f"dataset 'pydoc' has splits train and test, not {split!r}")
+        t = Text(corpus.train_text() if split == "train" else corpus.heldout_text(), {"source": "pydoc_data.topics"})
+    elif name == "file":
+        if path is None:
+            raise ZooError("dataset 'file' needs a path; fix: set calibration.path")
+        t = _file(path)
+    else:
+        t = _hub(name, split)
+    sha = hashlib.sha256(t.text.encode()).hexdigest()
+    return Text(t.text, {"dataset": name, "split": split, **t.identity, "text_sha256": sha})

@@ -1,0 +1,58 @@
+"""What every method file declares: its parameter model and what it supports.
+
+A method's ``SPEC`` is pure data (no torch import) so recipes can be validated and listed anywhere.
+``builder`` names the function that quantizes (``"module:function"``); it is ``None`` while the
+method is in the catalog but not implemented yet, which ``zoo list`` shows as not buildable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class MethodParams(BaseModel):
+    """Base of each method's own parameters; unknown keys are errors, as in the recipe itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    title: str
+    paper: str
+    params: type[MethodParams]
+    weight_bits: tuple[float, ...]
+    grouped: bool = True
+    per_channel: bool = True
+    symmetric: bool = False
+    activation_bits: tuple[int, ...] = ()
+    formats: tuple[str, ...] = ("compressed-tensors",)
+    builder: str | None = None
+    calibrated: bool = True  # needs calibration data (RTN does not)
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def buildable(self) -> bool:
+        return self.builder is not None
+
+    @property
+    def needs_activations(self) -> bool:
+        return bool(self.activation_bits)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a method's ``quantize`` gets; it writes the checkpoint into ``out``."""
+
+    recipe: Any  # zoo.recipe.Recipe
+    family: Any  # zoo.families.FamilySpec
+    model: Any  # a transformers PreTrainedModel, on the host (layers are onloaded one at a time)
+    processor: Any  # the tokenizer, or the processor for multimodal families
+    calibration: Any  # zoo.data.calibration.Calibration, or None for data-free methods
+    device: str  # "cuda" or "cpu": where layers are computed
+    out: Path

@@ -1,0 +1,201 @@
+"""Every check on a merged recipe, collected rather than raised, so one run reports every problem.
+
+Structural errors come from pydantic (with a did-you-mean for unknown keys); the checks here need the
+registries and run on the raw mapping, defensively, so they still report when pydantic did not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from zoo.data import DATASETS
+from zoo.errors import did_you_mean
+from zoo.evaluation import TASKS
+from zoo.families import FAMILIES
+from zoo.methods import METHODS
+from zoo.recipe.load import Problem
+from zoo.recipe.schema import Recipe
+from zoo.tiny.bases import BUILTIN_BASES
+from zoo.tiny.bases import HERE as TINY_DIR
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Names valid at ``loc`` (for did-you-mean on an unknown key)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        nested = [a for a in (*getattr(ann, "__args__", ()), ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def pydantic_problems(file: str, err: ValidationError, model: type[BaseModel], prefix: str = "") -> list[Problem]:
+    out = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        field = ".".join(str(p) for p in (prefix, *loc) if p != "")
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), known).removeprefix("; ")
+            out.append(Problem(file, field, "unknown key", hint or "remove it"))
+        elif e["type"] == "missing":
+            out.append(Problem(file, field, "required key is missing", "add it here or in a file this extends"))
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            out.append(Problem(file, field, f"{msg} (got {e.get('input')!r})" if "input" in e else msg))
+    return out
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _unknown(file: str, field: str, kind: str, name: object, known: Any) -> Problem:
+    return Problem(file, field, f"unknown {kind} {name!r}", did_you_mean(str(name), known).removeprefix("; ") or None)
+
+
+def _model_dims(base: dict[str, Any]) -> dict[str, int]:
+    dims = {k: base[k] for k in ("hidden_size", "intermediate_size") if isinstance(base.get(k), int)}
+    if base.get("builtin") in BUILTIN_BASES:
+        cfg = json.loads((TINY_DIR / "tiny-llama3" / "config.json").read_text())
+        dims = {k: cfg[k] for k in ("hidden_size", "intermediate_size")}
+    return dims
+
+
+def _check_method(file: str, raw: dict[str, Any], out: list[Problem]) -> Any:
+    method = raw.get("method")
+    if not isinstance(method, str) or method not in METHODS:
+        if isinstance(method, str):
+            out.append(_unknown(file, "method", "method", method, METHODS.names()))
+        return None
+    spec = METHODS.get(method)
+    params = raw.get("params") or {}
+    if isinstance(params, dict):
+        try:
+            spec.params(**params)
+        except ValidationError as e:
+            out.extend(pydantic_problems(file, e, spec.params, "params"))
+    weights = _section(raw, "weights")
+    bits, group = weights.get("bits"), weights.get("group_size", 128)
+    if isinstance(bits, (int, float)) and bits not in spec.weight_bits:
+        allowed = ", ".join(f"{b:g}" for b in spec.weight_bits)
+        out.append(Problem(file, "weights.bits", f"{spec.title} does not support {bits:g}-bit weights", f"use one of {allowed}"))
+    if group == "channel" and not spec.per_channel:
+        out.append(Problem(file, "weights.group_size", f"{spec.title} has no per-channel mode", "set a group size, e.g. 128"))
+    if isinstance(group, int) and not spec.grouped:
+        out.append(Problem(file, "weights.group_size", f"{spec.title} quantizes per channel only", "set group_size: channel"))
+    acts = raw.get("activations")
+    if spec.needs_activations and acts is None:
+        out.append(Problem(file, "activations", f"{spec.title} quantizes activations too", "add activations: {bits: 8}"))
+    if acts is not None and not spec.needs_activations:
+        out.append(Problem(file, "activations", f"{spec.title} quantizes weights only", "remove activations"))
+    if isinstance(acts, dict) and isinstance(acts.get("bits"), int) and spec.needs_activations:
+        if acts["bits"] not in spec.activation_bits:
+            allowed = ", ".join(map(str, spec.activation_bits))
+            out.append(
+                Problem(file, "activations.bits", f"{spec.title} does not support A{acts['bits']}", f"use one of {allowed}")
+            )
+    fmt = raw.get("format")
+    if isinstance(fmt, str) and fmt not in spec.formats:
+        out.append(_unknown(file, "format", f"format for {spec.title}", fmt, spec.formats))
+    return spec
+
+
+def _check_names(file: str, path: Path, raw: dict[str, Any], out: list[Problem]) -> None:
+    name = raw.get("name")
+    if isinstance(name, str) and name != path.stem:
+        out.append(Problem(file, "name", f"{name!r} does not match the file name {path.stem!r}", f"set name: {path.stem}"))
+    family = raw.get("family")
+    if isinstance(family, str) and family not in FAMILIES:
+        out.append(_unknown(file, "family", "family", family, FAMILIES.names()))
+    base = _section(raw, "base")
+    builtin = base.get("builtin")
+    if isinstance(builtin, str) and builtin not in BUILTIN_BASES:
+        out.append(_unknown(file, "base.builtin", "built-in base", builtin, BUILTIN_BASES))
+    local = base.get("path")
+    if isinstance(local, str) and not (path.parent / local).expanduser().exists():
+        out.append(Problem(file, "base.path", f"local base {local!r} does not exist", "give a directory with config.json"))
+    cal = _section(raw, "calibration")
+    ds = cal.get("dataset", "wikitext2")
+    if isinstance(ds, str) and ds not in DATASETS:
+        out.append(_unknown(file, "calibration.dataset", "dataset", ds, DATASETS))
+    if ds == "file":
+        p = cal.get("path")
+        if not isinstance(p, str):
+            out.append(Problem(file, "calibration.path", "dataset 'file' needs a path", "add calibration.path: data.txt"))
+        elif not (path.parent / p).exists():
+            out.append(Problem(file, "calibration.path", f"{p!r} does not exist", "give a path relative to the recipe"))
+    ev = _section(raw, "eval")
+    for i, ppl in enumerate(ev.get("perplexity") or []):
+        if ppl not in DATASETS or ppl == "file":
+            out.append(_unknown(file, f"eval.perplexity.{i}", "perplexity dataset", ppl, set(DATASETS) - {"file"}))
+    multimodal = isinstance(family, str) and family in FAMILIES and FAMILIES.get(family).multimodal
+    for i, task in enumerate(ev.get("tasks") or []):
+        if task not in TASKS:
+            out.append(_unknown(file, f"eval.tasks.{i}", "task", task, TASKS))
+        elif TASKS[task].harness == "lmms-eval" and not multimodal:
+            out.append(Problem(file, f"eval.tasks.{i}", f"{task!r} is a multimodal task", "use it with llava-next only"))
+
+
+def _check_dims(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
+    weights = _section(raw, "weights")
+    group = weights.get("group_size", 128)
+    base = _section(raw, "base")
+    if not isinstance(group, int) or group <= 0:
+        return
+    for dim, size in _model_dims(base).items():
+        if size % group:
+            divisors = [g for g in (32, 64, 128, 256) if size % g == 0]
+            out.append(
+                Problem(
+                    file,
+                    "weights.group_size",
+                    f"{group} does not divide the model's {dim} ({size})",
+                    f"use one of {', '.join(map(str, divisors)) or 'channel'}",
+                )
+            )
+
+
+def check_own(path: Path, raw: dict[str, Any]) -> list[Problem]:
+    """The checks that make sense on a file whose parents could not be read."""
+    out: list[Problem] = []
+    _check_names(str(path), path, raw, out)
+    _check_method(str(path), raw, out)
+    return out
+
+
+def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]]:
+    """Validate a merged recipe; returns the resolved ``Recipe`` (defaults filled) or the problems."""
+    file = str(path)
+    out: list[Problem] = []
+    recipe: Recipe | None = None
+    try:
+        recipe = Recipe(**raw)
+    except ValidationError as e:
+        out.extend(pydantic_problems(file, e, Recipe))
+    except TypeError as e:  # keys that are not strings
+        out.append(Problem(file, "", f"malformed recipe: {e}"))
+    _check_names(file, path, raw, out)
+    spec = _check_method(file, raw, out)
+    _check_dims(file, raw, out)
+    if out or recipe is None or spec is None:
+        return None, out
+    family = FAMILIES.get(recipe.family)
+    resolved = recipe.model_copy(
+        update={
+            "params": spec.params(**recipe.params).model_dump(mode="json"),
+            "weights": recipe.weights.model_copy(
+                update={"symmetric": spec.symmetric if recipe.weights.symmetric is None else recipe.weights.symmetric}
+            ),
+            "format": recipe.format or spec.formats[0],
+            "card": recipe.card.model_copy(update={"template": recipe.card.template or family.card}),
+        }
+    )
+    return resolved, out

@@ -1,0 +1,119 @@
+"""Reading recipe files: YAML, ``extends:`` inheritance, and turning a file into a resolved ``Recipe``.
+
+``extends`` names one file or a list of files, relative to the recipe (the ``.yaml`` suffix may be
+left out). Parents merge first, in order, then the file itself: mappings merge key by key, anything
+else (lists included) is replaced. Shared defaults thus live once under ``recipes/_base/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import RecipeError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one recipe file: where, what, and how to fix it."""
+
+    file: str
+    field: str
+    message: str
+    fix: str | None = None
+
+    def __str__(self) -> str:
+        file = os.path.relpath(self.file) if os.path.isabs(self.file) else self.file
+        file = self.file if file.startswith("..") else file
+        where = f"{file}: {self.field}" if self.field else file
+        return f"{where}: {self.message}" + (f" (fix: {self.fix})" if self.fix else "")
+
+
+def read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        problems.append(Problem(str(path), "", "file not found"))
+        return None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problems.append(Problem(str(path), "", f"invalid YAML{line}: {what}", "correct the YAML syntax"))
+        return None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(Problem(str(path), "", f"expected a mapping at top level, got {type(data).__name__}"))
+        return None
+    return data
+
+
+def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    out = dict(parent)
+    for k, v in child.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _target(path: Path, ref: str) -> Path:
+    p = (path.parent / ref).resolve()
+    return p if p.suffix in (".yaml", ".yml") else p.with_name(p.name + ".yaml")
+
+
+def resolve_file(path: Path, problems: list[Problem], _stack: tuple[Path, ...] = ()) -> dict[str, Any] | None:
+    """The file merged over everything it extends; problems are appended, never raised."""
+    path = path.resolve()
+    if path in _stack:
+        chain = " -> ".join(p.name for p in (*_stack, path))
+        problems.append(Problem(str(_stack[0]), "extends", f"inheritance cycle: {chain}", "remove one extends link"))
+        return None
+    data = read_yaml(path, problems)
+    if data is None:
+        return None
+    refs = data.pop("extends", None)
+    if refs is None:
+        return data
+    if isinstance(refs, str):
+        refs = [refs]
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        problems.append(Problem(str(path), "extends", "must be a file name or a list of file names"))
+        return None
+    merged: dict[str, Any] = {}
+    for ref in refs:
+        target = _target(path, ref)
+        if not target.exists():
+            root = path.parent.parent if path.parent.name.startswith("_") else path.parent
+            near = [os.path.relpath(p, path.parent).removesuffix(".yaml") for p in root.rglob("*.yaml")]
+            problems.append(Problem(str(path), "extends", f"{ref!r} not found (looked for {target}){did_you_mean(ref, near)}"))
+            return None
+        parent = resolve_file(target, problems, (*_stack, path))
+        if parent is None:
+            return None
+        merged = merge(merged, parent)
+    return merge(merged, data)
+
+
+def load_recipe(path: Path) -> Any:
+    """A fully resolved, validated ``Recipe``, or ``RecipeError`` listing every problem in the file."""
+    from zoo.recipe.check import check, check_own
+
+    problems: list[Problem] = []
+    raw = resolve_file(Path(path), problems)
+    if raw is None:
+        own = read_yaml(Path(path), []) if problems and problems[-1].field == "extends" else None
+        if own is not None:  # still report what is wrong in the file itself
+            own.pop("extends", None)
+            problems += check_own(Path(path), own)
+        raise RecipeError(problems)
+    recipe, problems = check(Path(path), raw)
+    if recipe is None:
+        raise RecipeError(problems)
+    return recipe

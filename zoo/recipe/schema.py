@@ -1,0 +1,142 @@
+"""The recipe schema: structure and types only.
+
+Checks that need the registries (is the method known, are these bits supported, does the group size
+divide the model) live in ``check.py`` so that they run, and report, even when a structural error
+elsewhere in the same file stops pydantic from building a ``Recipe``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseSpec(Strict):
+    """The unquantized model: a Hub repo at a revision, a local directory, or a built-in tiny base."""
+
+    repo_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    builtin: str | None = None
+    parameters: float = Field(gt=0, description="size in billions of parameters, for memory planning")
+    hidden_size: int | None = Field(None, gt=0)
+    intermediate_size: int | None = Field(None, gt=0)
+    license: str
+    license_link: str | None = None
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo(cls, v: str | None) -> str | None:
+        if v is not None and not REPO_RE.match(v):
+            raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaseSpec:
+        given = [k for k in ("repo_id", "path", "builtin") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of repo_id, path, builtin (got {', '.join(given) or 'none'})")
+        if self.repo_id is not None and not self.revision:
+            raise ValueError("a Hub base needs a pinned `revision` (a commit sha) so builds are reproducible")
+        return self
+
+
+class WeightSpec(Strict):
+    bits: int | float = Field(gt=0, le=16)
+    group_size: int | Literal["channel"] = 128
+    symmetric: bool | None = None
+
+    @field_validator("group_size")
+    @classmethod
+    def _group(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and (v <= 0 or v & (v - 1)):
+            raise ValueError(f"group_size {v} must be a positive power of two, or 'channel'")
+        return v
+
+
+class ActivationSpec(Strict):
+    bits: int = Field(gt=0, le=16)
+    dynamic: bool = True
+    granularity: Literal["token", "tensor"] = "token"
+
+
+class CalibrationSpec(Strict):
+    dataset: str = "wikitext2"
+    path: str | None = None
+    split: str = "train"
+    samples: int = Field(128, gt=0)
+    seqlen: int = Field(2048, gt=0)
+    seed: int = 0
+
+
+class EvalSpec(Strict):
+    perplexity: list[str] = ["wikitext2", "c4", "ptb"]
+    seqlen: int = Field(2048, gt=0)
+    tasks: list[str] = []
+    min_recovery: float | None = Field(None, gt=0, le=100, description="percent, every metric")
+
+
+class HubSpec(Strict):
+    org: str = "zoo-models"
+    repo_id: str | None = None
+    private: bool = False
+
+    def resolved_repo_id(self, name: str) -> str:
+        return self.repo_id or f"{self.org}/{name}"
+
+
+class CardSpec(Strict):
+    template: str | None = None
+    summary: str | None = None
+    warnings: list[str] = []
+
+
+class StudySpec(Strict):
+    """What Huang et al. 2024 (arXiv 2404.14047) published for this cell, quoted in cards and compared
+    against real-weight runs; perplexities are WikiText2 / C4 / PTB at 2048 tokens."""
+
+    wikitext2: float | None = None
+    c4: float | None = None
+    ptb: float | None = None
+    zero_shot_avg: float | None = None
+    mmlu_avg: float | None = None
+
+
+class Recipe(Strict):
+    """One published variant, after ``extends`` is resolved."""
+
+    name: str
+    description: str | None = None
+    family: str
+    base: BaseSpec
+    method: str
+    params: dict[str, Any] = {}
+    weights: WeightSpec
+    activations: ActivationSpec | None = None
+    format: str | None = None
+    calibration: CalibrationSpec = CalibrationSpec()
+    eval: EvalSpec = EvalSpec()
+    hub: HubSpec = HubSpec()
+    card: CardSpec = CardSpec()
+    study: StudySpec = StudySpec()
+
+    @property
+    def repo_id(self) -> str:
+        return self.hub.resolved_repo_id(self.name)
+
+    @property
+    def base_name(self) -> str:
+        """``tiny-llama3`` for built-ins, else the Hub repo id or local path."""
+        return self.base.builtin or self.base.repo_id or self.base.path or ""
+
+
+KEYS = frozenset(Recipe.model_fields) | {"extends"}
