@@ -85,23 +85,26 @@ def check_disk(folder: Path, need_bytes: float) -> None:
         )
 
 
-def load(source: BaseSource, family: Any, host_memory: int | None, offload_dir: Path) -> tuple[Any, Any]:
-    """The model on the host (spilling to ``offload_dir`` past ``host_memory`` bytes) and its processor."""
+def load_model(source: BaseSource, family: Any, host_memory: int | None, offload_dir: Path) -> Any:
+    """The model on the host, spilling to ``offload_dir`` past ``host_memory`` bytes."""
     import transformers
     from compressed_tensors.offload import load_offloaded_model
 
     auto = getattr(transformers, family.auto_class)
     kwargs: dict[str, Any] = {"dtype": "auto", "trust_remote_code": False}
-    if host_memory is not None:
+    if host_memory is None:
+        model = auto.from_pretrained(source.path, **kwargs)
+    else:
         offload_dir.mkdir(parents=True, exist_ok=True)
         kwargs.update(device_map="auto", max_memory={"cpu": host_memory}, offload_folder=str(offload_dir))
         with load_offloaded_model(auto):
             model = auto.from_pretrained(source.path, **kwargs)
-    else:
-        model = auto.from_pretrained(source.path, **kwargs)
-    model.eval()
-    if family.multimodal:
-        processor = transformers.AutoProcessor.from_pretrained(source.path, trust_remote_code=False)
-    else:
-        processor = transformers.AutoTokenizer.from_pretrained(source.path, trust_remote_code=False)
-    return model, processor
+    return model.eval()
+
+
+def load_processor(source: BaseSource, family: Any) -> Any:
+    """The tokenizer, or the processor (tokenizer + image processor) for multimodal families."""
+    import transformers
+
+    auto = transformers.AutoProcessor if family.multimodal else transformers.AutoTokenizer
+    return auto.from_pretrained(source.path, trust_remote_code=False)

@@ -139,9 +139,16 @@ def build(
     log.info("%s: loading base %s", recipe.name, recipe.base_name)
     source = base_loader.resolve(recipe, recipe_dir)
     family = FAMILIES.get(recipe.family)
+
+    def load_model() -> Any:
+        t0 = time.time()
+        model = base_loader.load_model(source, family, host_memory, folder / ".offload")
+        lap("load", t0)
+        return model
+
     with staging(folder / "model") as out:
-        model, processor = base_loader.load(source, family, host_memory, folder / ".offload")
-        t = lap("load", t)
+        processor = base_loader.load_processor(source, family)
+        t = lap("processor", t)
         calibration = None
         if spec.calibrated:
             from zoo.data.calibration import calibration as draw_calibration
@@ -151,10 +158,11 @@ def build(
             t = lap("calibration", t)
         torch.manual_seed(recipe.calibration.seed)
         log.info("%s: quantizing with %s on %s", recipe.name, spec.title, dev)
-        ctx = BuildContext(recipe, family, model, processor, calibration, dev, out)
+        ctx = BuildContext(recipe, family, source.path, load_model, processor, calibration, dev, out)
         method_info = _quantizer(spec)(ctx)
-        del model, ctx
+        del ctx
         t = lap("quantize", t)
+        timings["quantize"] = round(timings["quantize"] - timings.get("load", 0.0), 3)
         files = file_manifest(out)
         t = lap("hash", t)
     shutil.rmtree(folder / ".offload", ignore_errors=True)

@@ -32,12 +32,13 @@ def tokenizer_sha(tokenizer: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def token_ids(text: str, text_sha: str, tokenizer: Any) -> list[int]:
-    """All token ids of ``text`` (no special tokens), cached by content."""
+def token_ids(text: str, tokenizer: Any) -> list[int]:
+    """All token ids of ``text`` (no special tokens), cached by text and tokenizer content."""
     import torch
 
     from zoo.tiny.bases import cache_root
 
+    text_sha = hashlib.sha256(text.encode()).hexdigest()
     key = hashlib.sha256(f"{text_sha}:{tokenizer_sha(tokenizer)}".encode()).hexdigest()[:32]
     path = cache_root() / "tokens" / f"{key}.pt"
     if path.exists():
@@ -68,7 +69,7 @@ def calibration(spec: Any, tokenizer: Any, recipe_dir: Path | None = None) -> Ca
     if path is not None and recipe_dir is not None and not path.is_absolute():
         path = recipe_dir / path
     text = load_text(spec.dataset, spec.split, path)
-    ids = token_ids(text.text, text.identity["text_sha256"], tokenizer)
+    ids = token_ids(text.text, tokenizer)
     windows = draw(ids, spec.samples, spec.seqlen, spec.seed)
     h = hashlib.sha256()
     for w in windows:

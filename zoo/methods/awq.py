@@ -30,6 +30,10 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     from zoo.methods import llmc
 
     p = AWQParams(**ctx.recipe.params)
+    if ctx.recipe.format == "awq":
+        from zoo.methods import gptqm
+
+        return gptqm.quantize(ctx, gptqm.awq_config(ctx.recipe))
     scope = ctx.family.lm_scope
     mappings = [
         AWQMapping(llmc.scoped([m.smooth_layer], scope)[0], llmc.scoped(list(m.balance_layers), scope)) for m in default_mappings

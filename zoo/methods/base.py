@@ -7,6 +7,7 @@ method is in the catalog but not implemented yet, which ``zoo list`` shows as no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ class BuildContext:
 
     recipe: Any  # zoo.recipe.Recipe
     family: Any  # zoo.families.FamilySpec
-    model: Any  # a transformers PreTrainedModel, on the host (layers are onloaded one at a time)
+    base_path: Path  # the base's files on this machine
+    load_model: Callable[[], Any]  # the base on the host (layers are onloaded one at a time)
     processor: Any  # the tokenizer, or the processor for multimodal families
     calibration: Any  # zoo.data.calibration.Calibration, or None for data-free methods
     device: str  # "cuda" or "cpu": where layers are computed

@@ -32,6 +32,10 @@ def quantize(ctx: BuildContext) -> dict[str, Any]:
     from zoo.methods import llmc
 
     p = GPTQParams(**ctx.recipe.params)
+    if ctx.recipe.format == "gptq":
+        from zoo.methods import gptqm
+
+        return gptqm.quantize(ctx, gptqm.gptq_config(ctx.recipe, p.dampening_frac, p.actorder))
     modifier = GPTQModifier(
         config_groups=llmc.config_groups(ctx.recipe),
         ignore=list(ctx.family.ignore),
