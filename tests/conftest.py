@@ -33,3 +33,21 @@ def write(root: Path, name: str, text: str) -> Path:
     path = root / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One work directory per session, so each tiny recipe is built once."""
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture(scope="session")
+def built(workdir: Path):
+    """Build a tiny recipe (once per session) and return its model folder."""
+    from zoo.build import build
+    from zoo.catalog import load
+
+    def get(name: str) -> Path:
+        return build(load(name, RECIPES), workdir, RECIPES, device="cpu").model_dir
+
+    return get

@@ -58,19 +58,30 @@ def cli(ctx: click.Context, recipes: Path | None, verbose: int, quiet: bool) -> 
         stream=sys.stderr,
     )
     logging.getLogger("zoo").setLevel(logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
+    if not verbose:  # lm-eval warns about its own defaults on every run
+        logging.getLogger("lm_eval").setLevel(logging.ERROR)
     # Backends (imported later, inside commands) read these once: keep their logs quiet unless asked,
     # and draw progress bars only on a terminal.
     os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "INFO" if verbose else "ERROR")
     if not sys.stderr.isatty():
         os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     ctx.obj = {"recipes": recipes}
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3g}"
+    return str(v)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no recipes match)"
     cols = list(rows[0])
-    cells = [[("" if r[c] is None else f"{r[c]:g}" if isinstance(r[c], float) else str(r[c])) for c in cols] for r in rows]
+    cells = [[_cell(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
@@ -159,6 +170,57 @@ def build_cmd(
     else:
         verb = "already built" if result.status == "skipped" else f"built in {result.seconds:.1f}s"
         click.echo(f"{result.name}: {verb}: {result.model_dir} ({result.total_bytes / 1e6:.1f} MB)")
+
+
+@cli.command("eval")
+@click.argument("name")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds are (default: $ZOO_WORKDIR or ./work).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--limit", type=int, help="At most N items per task and N perplexity windows (recorded as such).")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--force", is_flag=True, help="Re-measure even if eval.json is current.")
+@click.option("--allow-regression", is_flag=True, help="Exit 0 even when the recovery gate fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line.")
+@click.pass_context
+@_errors
+def eval_cmd(
+    ctx: click.Context,
+    name: str,
+    workdir: Path | None,
+    device: str,
+    limit: int | None,
+    batch_size: int,
+    force: bool,
+    allow_regression: bool,
+    as_json: bool,
+) -> None:
+    """Measure built recipe NAME and its 16-bit base; write <workdir>/NAME/eval.json."""
+    from zoo.catalog import load
+    from zoo.evaluation.run import evaluate
+    from zoo.workdir import workdir as default_workdir
+
+    root = _root(ctx)
+    r = evaluate(load(name, root), default_workdir(workdir), root, device, limit, batch_size, force, allow_regression)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "name": r.name,
+                    "status": r.status,
+                    "eval_json": str(r.eval_json),
+                    "metrics": r.metrics,
+                    "recovery": r.recovery,
+                    "gate_failed": list(r.gate_failed),
+                }
+            )
+        )
+        return
+    data = json.loads(r.eval_json.read_text())
+    base = data["baseline"]["metrics"]
+    rows = [{"metric": k, "base": base.get(k), name: v, "recovery %": r.recovery.get(k)} for k, v in r.metrics.items()]
+    click.echo(_table(rows))
+    if r.gate_failed:
+        click.echo(f"gate failed (allowed): {'; '.join(r.gate_failed)}", err=True)
 
 
 def main() -> None:

@@ -1,6 +1,9 @@
-"""Evaluation tasks by name: the study's zero-shot set, MMLU and the LLaVA-Next multimodal set.
+"""Evaluation: tasks by name (this file), the study's perplexity (``perplexity.py``), lm-eval tasks
+(``harness.py``, with zoo's own offline task data in ``data/``), lmms-eval tasks (``vision.py``) and
+the eval stage with baseline, recovery and gate (``run.py``).
 
 Adding a task: one ``TaskSpec`` line in ``TASKS``; ``harness`` says which evaluation harness runs it.
+For offline runs, its lm-eval file goes in ``harness.TASK_FILES`` and its data in ``data/``.
 """
 
 from __future__ import annotations

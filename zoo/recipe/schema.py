@@ -82,6 +82,7 @@ class EvalSpec(Strict):
     perplexity: list[str] = ["wikitext2", "c4", "ptb"]
     seqlen: int = Field(2048, gt=0)
     tasks: list[str] = []
+    task_data: str | None = Field(None, description="folder of local task files, or 'builtin' for zoo's own")
     min_recovery: float | None = Field(None, gt=0, le=100, description="percent, every metric")
 
 

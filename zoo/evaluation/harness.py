@@ -1,0 +1,195 @@
+"""lm-evaluation-harness tasks on an already loaded model, as the study reports them.
+
+Zero-shot tasks run in one ``simple_evaluate`` call and MMLU (5-shot) in another. MMLU is reported
+overall and by category (stem, humanities, social sciences, other), size-weighted as lm-eval does.
+
+Offline data: a folder with ``<task>.jsonl`` files (and ``mmlu/<subject>.{dev,test}.jsonl``) in each
+task's own schema. zoo writes task YAMLs that ``include:`` the installed lm-eval task file by absolute
+path and only swap the data source, so lm-eval's real prompts and preprocessing run over them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import ZooError
+from zoo.evaluation import TASKS
+
+log = logging.getLogger(__name__)
+BUILTIN_DATA = Path(__file__).parent / "data"
+CATEGORIES = ("stem", "humanities", "social_sciences", "other")
+# split each task reads in lm-eval's definition (the others are switched off)
+SPLIT = {"arc_easy": "test", "arc_challenge": "test", "hellaswag": "validation", "winogrande": "validation", "piqa": "validation"}
+
+
+class TaskDataError(ZooError):
+    exit_code = 2
+
+
+# where lm-eval keeps each task's definition, under lm_eval/tasks/
+TASK_FILES = {
+    "arc_easy": "arc/arc_easy.yaml",
+    "arc_challenge": "arc/arc_challenge.yaml",
+    "hellaswag": "hellaswag/hellaswag.yaml",
+    "winogrande": "winogrande/default.yaml",
+    "piqa": "piqa/piqa.yaml",
+}
+
+
+def _task_yaml(name: str) -> Path:
+    import lm_eval
+
+    rel = TASK_FILES.get(name) or f"mmlu/default/{name}.yaml"
+    path = Path(lm_eval.__file__).parent / "tasks" / rel
+    if not path.exists():
+        raise TaskDataError(f"lm-eval {lm_eval.__version__} has no task file {rel} for {name!r}")
+    return path
+
+
+def _check_jsonl(path: Path, required: tuple[str, ...]) -> None:
+    if not path.exists():
+        raise TaskDataError(f"task data {path} is missing; fix: add it or drop the task from eval.tasks")
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TaskDataError(f"{path}:{i}: not valid JSON ({e.msg}); fix that line") from e
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise TaskDataError(f"{path}:{i}: missing field(s) {', '.join(missing)}; fix that line")
+
+
+REQUIRED = {
+    "arc_easy": ("question", "choices", "answerKey"),
+    "arc_challenge": ("question", "choices", "answerKey"),
+    "hellaswag": ("activity_label", "ctx_a", "ctx_b", "endings", "label"),
+    "winogrande": ("sentence", "option1", "option2", "answer"),
+    "piqa": ("goal", "sol1", "sol2", "label"),
+    "mmlu": ("question", "choices", "answer"),
+}
+
+
+def _local_configs(tasks: list[str], data: Path, out: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """Write local task YAMLs; returns (zero-shot task names, mmlu subject task names, subject -> category)."""
+    zero, mmlu, category = [], [], {}
+    for task in tasks:
+        if task != "mmlu":
+            path = data / f"{task}.jsonl"
+            _check_jsonl(path, REQUIRED[task])
+            split = SPLIT[task]
+            cfg: dict[str, Any] = {
+                "include": str(_task_yaml(task)),
+                "task": f"zoo_{task}",
+                "tag": [],
+                "dataset_path": "json",
+                "dataset_name": None,
+                "dataset_kwargs": {"data_files": {split: str(path.resolve())}},
+                "training_split": None,
+                "validation_split": split if split == "validation" else None,
+                "test_split": split if split == "test" else None,
+            }
+            (out / f"zoo_{task}.yaml").write_text(yaml.safe_dump(cfg))
+            zero.append(f"zoo_{task}")
+            continue
+        for test in sorted((data / "mmlu").glob("*.test.jsonl")):
+            subject = test.name.removesuffix(".test.jsonl")
+            dev = test.with_name(f"{subject}.dev.jsonl")
+            for p in (test, dev):
+                _check_jsonl(p, REQUIRED["mmlu"])
+            source = _task_yaml(f"mmlu_{subject}")
+            tag = str(yaml.safe_load(source.read_text()).get("tag", ""))
+            category[f"zoo_mmlu_{subject}"] = next((c for c in CATEGORIES if tag == f"mmlu_{c}_tasks"), "other")
+            cfg = {
+                "include": str(source),
+                "task": f"zoo_mmlu_{subject}",
+                "tag": [],
+                "dataset_path": "json",
+                "dataset_name": None,
+                "dataset_kwargs": {"data_files": {"test": str(test.resolve()), "dev": str(dev.resolve())}},
+            }
+            (out / f"zoo_mmlu_{subject}.yaml").write_text(yaml.safe_dump(cfg))
+            mmlu.append(f"zoo_mmlu_{subject}")
+        if not mmlu:
+            raise TaskDataError(f"no mmlu/*.test.jsonl under {data}; fix: add MMLU subjects or drop mmlu")
+    return zero, mmlu, category
+
+
+def _run(lm: Any, names: list[str], fewshot: int, limit: int | None, manager: Any) -> dict[str, Any]:
+    from lm_eval import simple_evaluate
+
+    if not names:
+        return {"results": {}, "versions": {}, "n-samples": {}}
+    out: dict[str, Any] = simple_evaluate(
+        model=lm,
+        tasks=names,
+        num_fewshot=fewshot,
+        limit=limit,
+        task_manager=manager,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+        log_samples=False,
+    )
+    return out
+
+
+def evaluate(
+    model: Any, tokenizer: Any, tasks: list[str], data: Path | None, limit: int | None, batch_size: int
+) -> dict[str, Any]:
+    """Metrics (``task/metric`` -> value) and per-task details for ``tasks``."""
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
+    with tempfile.TemporaryDirectory(prefix="zoo-tasks-") as tmp:
+        if data is not None:
+            zero, subjects, category = _local_configs(tasks, data, Path(tmp))
+            manager = TaskManager(include_path=tmp)
+            use_mmlu = bool(subjects)
+        else:
+            zero = [t for t in tasks if t != "mmlu"]
+            subjects, category, use_mmlu = ["mmlu"], {}, "mmlu" in tasks
+            manager = TaskManager()
+        zs = _run(lm, zero, 0, limit, manager)
+        mm = _run(lm, subjects if use_mmlu else [], TASKS["mmlu"].num_fewshot, limit, manager)
+    metrics: dict[str, float] = {}
+    details: dict[str, Any] = {}
+    for task, res in zs["results"].items():
+        plain = task.removeprefix("zoo_")
+        for m in TASKS[plain].metrics:
+            metrics[f"{plain}/{m}"] = float(res[f"{m},none"])
+        details[plain] = {"num_fewshot": 0, "version": zs["versions"].get(task), "samples": _n(zs, task)}
+    if use_mmlu:
+        metrics.update(_mmlu(mm, category))
+        details["mmlu"] = {"num_fewshot": TASKS["mmlu"].num_fewshot, "samples": sum(_n(mm, t) for t in mm["n-samples"])}
+    accs = [v for k, v in metrics.items() if k.endswith("/acc") and not k.startswith("mmlu")]
+    if accs:
+        metrics["zero_shot_avg/acc"] = sum(accs) / len(accs)
+    return {"metrics": metrics, "tasks": details}
+
+
+def _n(res: dict[str, Any], task: str) -> int:
+    return int(res.get("n-samples", {}).get(task, {}).get("effective", 0))
+
+
+def _mmlu(res: dict[str, Any], category: dict[str, str]) -> dict[str, float]:
+    r = res["results"]
+    if "mmlu" in r:  # lm-eval's own groups
+        return {f"{g}/acc": float(r[g]["acc,none"]) for g in ("mmlu", *(f"mmlu_{c}" for c in CATEGORIES)) if g in r}
+    sums: dict[str, list[float]] = {}
+    for task, c in category.items():
+        n = _n(res, task)
+        for key in ("mmlu", f"mmlu_{c}"):
+            s = sums.setdefault(key, [0.0, 0.0])
+            s[0] += float(r[task]["acc,none"]) * n
+            s[1] += n
+    return {f"{k}/acc": s[0] / s[1] for k, s in sums.items() if s[1]}

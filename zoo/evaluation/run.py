@@ -1,0 +1,247 @@
+"""The eval stage: a built checkpoint and its 16-bit base, measured the same way, and the gate.
+
+Reads ``build.json`` (so it runs alone after ``zoo build``) and writes ``eval.json`` beside it. The
+base is measured once per base and suite and cached under ``<workdir>/_baselines/``. Recovery is
+quantized/base for accuracies and base/quantized for perplexities, in percent. A recipe's
+``eval.min_recovery`` is the gate: any metric below it fails the stage unless regressions are allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+from zoo.evaluation import TASKS
+from zoo.families import FAMILIES
+from zoo.recipe import Recipe
+from zoo.workdir import read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+
+class NotBuiltError(ZooError):
+    exit_code = 8
+
+
+class GateError(ZooError):
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    name: str
+    status: str  # "evaluated" or "skipped"
+    eval_json: Path
+    metrics: dict[str, float]
+    recovery: dict[str, float]
+    gate_failed: tuple[str, ...]
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in ("lm-eval", "lmms-eval", "torch", "transformers"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def suite(recipe: Recipe, limit: int | None, batch_size: int) -> dict[str, Any]:
+    """What decides the numbers: cached baselines and finished evals are keyed by its hash."""
+    return {
+        "eval": recipe.eval.model_dump(mode="json", exclude={"min_recovery"}),
+        "limit": limit,
+        "batch_size": batch_size,
+        "versions": _versions(),
+    }
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _task_data(recipe: Recipe, recipe_dir: Path) -> Path | None:
+    from zoo.evaluation.harness import BUILTIN_DATA
+
+    d = recipe.eval.task_data
+    return None if d is None else BUILTIN_DATA if d == "builtin" else (recipe_dir / d)
+
+
+def measure(model_dir: Path, recipe: Recipe, recipe_dir: Path, device: str, limit: int | None, batch_size: int) -> dict[str, Any]:
+    """Every metric of the recipe's suite on the model in ``model_dir``."""
+    import torch
+    import transformers
+
+    from zoo.data.calibration import token_ids
+    from zoo.data.text import load_text
+    from zoo.evaluation.perplexity import C4_WINDOWS, perplexity
+    from zoo.progress import reporter
+
+    start = time.time()
+    family = FAMILIES.get(recipe.family)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    auto = getattr(transformers, family.auto_class)
+    model = auto.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    metrics: dict[str, float] = {}
+    details: dict[str, Any] = {"perplexity": {}}
+    for name in recipe.eval.perplexity:
+        split = "validation" if name == "c4" else "test"
+        text = load_text(name, split)
+        ids = token_ids(text.text, tokenizer)
+        seqlen = recipe.eval.seqlen
+        cap = C4_WINDOWS if name == "c4" else None
+        if limit is not None:
+            cap = min(cap or limit, limit)
+        ppl = perplexity(model, ids, seqlen, device, cap, reporter(f"{model_dir.parent.name} ppl {name}"))
+        metrics[f"ppl/{name}"] = ppl.value
+        details["perplexity"][name] = {
+            "windows": ppl.windows,
+            "tokens": ppl.tokens,
+            "seqlen": seqlen,
+            "text_sha256": text.identity["text_sha256"],
+        }
+    text_tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lm-eval"]
+    vision_tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lmms-eval"]
+    if text_tasks:
+        from zoo.evaluation.harness import evaluate
+
+        res = evaluate(model, tokenizer, text_tasks, _task_data(recipe, recipe_dir), limit, batch_size)
+        metrics.update(res["metrics"])
+        details["tasks"] = res["tasks"]
+    if vision_tasks:
+        from zoo.evaluation.vision import evaluate as evaluate_vision
+
+        res = evaluate_vision(model_dir, vision_tasks, limit, batch_size, device)
+        metrics.update(res["metrics"])
+        details["vision_tasks"] = res["tasks"]
+    return {
+        "metrics": metrics,
+        "details": details,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": device,
+        "duration_s": round(time.time() - start, 2),
+    }
+
+
+def _base_key(recipe: Recipe) -> str:
+    b = recipe.base
+    raw = b.builtin or (f"{b.repo_id}@{b.revision}" if b.repo_id else f"path-{b.path}")
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", raw)
+
+
+def baseline(
+    recipe: Recipe, workdir: Path, recipe_dir: Path, device: str, limit: int | None, batch_size: int, force: bool
+) -> dict[str, Any]:
+    from zoo.build.load import resolve
+
+    key = _sha(suite(recipe, limit, batch_size))[:16]
+    path = workdir / "_baselines" / _base_key(recipe) / f"{key}.json"
+    cached = None if force else read_json(path)
+    if cached:
+        log.info("%s: 16-bit baseline from %s", recipe.name, path)
+        return cached
+    log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
+    source = resolve(recipe, recipe_dir)
+    result = {"base": source.identity, **measure(source.path, recipe, recipe_dir, device, limit, batch_size)}
+    write_json(path, result)
+    return result
+
+
+def recovery(metrics: dict[str, float], base: dict[str, float]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        b = base.get(k)
+        if b is None or v is None:
+            continue
+        if k.startswith("ppl/"):
+            out[k] = 100.0 * b / v if v else 0.0
+        elif b:
+            out[k] = 100.0 * v / b
+    return out
+
+
+def gate(recipe: Recipe, rec: dict[str, float]) -> tuple[str, ...]:
+    floor = recipe.eval.min_recovery
+    if floor is None:
+        return ()
+    return tuple(f"{k} {v:.1f}% < {floor:g}%" for k, v in sorted(rec.items()) if v < floor)
+
+
+def evaluate(
+    recipe: Recipe,
+    workdir: Path,
+    recipe_dir: Path,
+    device: str = "auto",
+    limit: int | None = None,
+    batch_size: int = 1,
+    force: bool = False,
+    allow_regression: bool = False,
+) -> EvalResult:
+    folder = workdir / recipe.name
+    build_json = folder / "build.json"
+    if not build_json.exists():
+        raise NotBuiltError(f"{recipe.name} is not built in {workdir}; fix: run `zoo build {recipe.name}` first")
+    from zoo.build.run import recipe_sha256
+
+    build = read_json(build_json) or {}
+    if build.get("recipe_sha256") != recipe_sha256(recipe):
+        raise NotBuiltError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: `zoo build {recipe.name}` again")
+    dev = _device(device)
+    spec = suite(recipe, limit, batch_size)
+    out = folder / "eval.json"
+    done = None if force else read_json(out)
+    key = {"build_sha256": sha256_file(build_json), "suite_sha256": _sha(spec)}
+    if done and all(done.get(k) == v for k, v in key.items()):
+        log.info("%s: already evaluated (%s), skipping; --force re-runs", recipe.name, out)
+        record = done
+        status = "skipped"
+    else:
+        base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force)
+        result = measure(folder / "model", recipe, recipe_dir, dev, limit, batch_size)
+        rec = recovery(result["metrics"], base["metrics"])
+        record = {
+            "name": recipe.name,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **key,
+            "recipe_sha256": build.get("recipe_sha256"),
+            "suite": spec,
+            "limit": limit,
+            "batch_size": batch_size,
+            "seed": 0,
+            **{k: result[k] for k in ("dtype", "device", "duration_s")},
+            "metrics": result["metrics"],
+            "details": result["details"],
+            "baseline": {"base": base["base"], "metrics": base["metrics"]},
+            "recovery": rec,
+        }
+        status = "evaluated"
+    failed = gate(recipe, record["recovery"])
+    record["gate"] = {"min_recovery": recipe.eval.min_recovery, "passed": not failed, "failed": list(failed)}
+    write_json(out, record)
+    if failed and not allow_regression:
+        raise GateError(
+            f"{recipe.name} failed its recovery gate: {'; '.join(failed)}; fix: investigate, or pass --allow-regression"
+        )
+    return EvalResult(recipe.name, status, out, record["metrics"], record["recovery"], failed)
+
+
+def _device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ZooError("--device cuda but no CUDA device is visible; fix: check the driver / CUDA_VISIBLE_DEVICES")
+    return device
