@@ -223,5 +223,24 @@ def eval_cmd(
         click.echo(f"gate failed (allowed): {'; '.join(r.gate_failed)}", err=True)
 
 
+@cli.command("card")
+@click.argument("name")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds are (default: $ZOO_WORKDIR or ./work).")
+@click.option("--force", is_flag=True, help="Render even if the card is current.")
+@click.pass_context
+@_errors
+def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool) -> None:
+    """Render the model card of NAME into <workdir>/NAME/card/ (README.md, plot, eval results)."""
+    from zoo.card import render
+    from zoo.catalog import load, recipe_paths
+    from zoo.recipe import load_recipe
+    from zoo.workdir import workdir as default_workdir
+
+    root = _root(ctx)
+    catalog = [load_recipe(p) for p in recipe_paths(root)]
+    result = render(load(name, root), catalog, default_workdir(workdir), force)
+    click.echo(f"{result.name}: card {result.status}: {result.readme}")
+
+
 def main() -> None:
     cli(prog_name="zoo")

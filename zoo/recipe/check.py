@@ -132,6 +132,13 @@ def _check_names(file: str, path: Path, raw: dict[str, Any], out: list[Problem])
             out.append(Problem(file, "calibration.path", "dataset 'file' needs a path", "add calibration.path: data.txt"))
         elif not (path.parent / p).exists():
             out.append(Problem(file, "calibration.path", f"{p!r} does not exist", "give a path relative to the recipe"))
+    template = _section(raw, "card").get("template")
+    if isinstance(template, str):
+        from zoo.card.render import cards_dir
+
+        known = sorted(p.name.removesuffix(".md.j2") for p in cards_dir().glob("*.md.j2"))
+        if template not in known:
+            out.append(_unknown(file, "card.template", "card template", template, known))
     ev = _section(raw, "eval")
     for i, ppl in enumerate(ev.get("perplexity") or []):
         if ppl not in DATASETS or ppl == "file":
