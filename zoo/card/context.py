@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.evaluation import TASKS
 from zoo.families import FAMILIES
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
