@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,14 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Offline before anything imports huggingface_hub or datasets (they read these at import)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+    os.environ.pop("HF_TOKEN", None)
+    os.environ.pop("ZOO_RECIPES", None)
+    os.environ.pop("ZOO_WORKDIR", None)
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _offline(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated(tmp_path_factory: pytest.TempPathFactory) -> None:
     mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setenv("HF_DATASETS_OFFLINE", "1")
-    mp.setenv("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     mp.setenv("ZOO_CACHE", str(tmp_path_factory.mktemp("zoo-cache")))
-    mp.delenv("ZOO_RECIPES", raising=False)
+    mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
 
 
 @pytest.fixture

@@ -242,5 +242,104 @@ def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool) -
     click.echo(f"{result.name}: card {result.status}: {result.readme}")
 
 
+@cli.command("push")
+@click.argument("name")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds are (default: $ZOO_WORKDIR or ./work).")
+@click.option("--repo-id", help="Hub repo (default: the recipe's, {org}/{name}).")
+@click.option("--org", envvar="ZOO_HUB_ORG", help="Hub org for the default repo id (env ZOO_HUB_ORG).")
+@click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
+@click.option("--revision", default="main", show_default=True, help="Branch to commit to.")
+@click.option("--dry-run", is_flag=True, help="List what would change; upload nothing.")
+@click.pass_context
+@_errors
+def push_cmd(
+    ctx: click.Context,
+    name: str,
+    workdir: Path | None,
+    repo_id: str | None,
+    org: str | None,
+    private: bool | None,
+    revision: str,
+    dry_run: bool,
+) -> None:
+    """Publish built recipe NAME (checkpoint, card, build.json, eval.json) to the Hub."""
+    from zoo.catalog import load
+    from zoo.publish.push import push
+    from zoo.workdir import workdir as default_workdir
+
+    recipe = load(name, _root(ctx))
+    repo = repo_id or (f"{org}/{recipe.name}" if org else None)
+    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run)
+    if r.status == "dry-run":
+        for p in r.changed:
+            click.echo(f"would upload  {p}")
+        for p in r.deleted:
+            click.echo(f"would delete  {p}")
+        click.echo(f"{r.repo_id}@{r.revision}: {len(r.changed)} to upload, {len(r.deleted)} to delete, {r.unchanged} unchanged")
+    elif r.status == "unchanged":
+        click.echo(f"{r.repo_id}@{r.revision}: already up to date ({r.unchanged} files); no commit made; tag {r.tag}")
+    else:
+        click.echo(f"{r.repo_id}@{r.revision}: pushed {len(r.changed)} file(s) in commit {r.commit}; tag {r.tag}")
+
+
+@cli.command("pull")
+@click.argument("name")
+@click.option("--revision", help="Branch, tag or commit (default: main).")
+@click.option("--local-dir", type=click.Path(path_type=Path), help="Where to put the files (default: ./<repo name>).")
+@click.pass_context
+@_errors
+def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None) -> None:
+    """Download NAME (a recipe name or owner/repo) and verify every file against its build.json."""
+    from zoo.catalog import recipes_dir
+    from zoo.publish.pull import pull
+
+    try:
+        root: Path | None = recipes_dir(ctx.obj.get("recipes"))
+    except ZooError:
+        root = None  # users without a checkout pull by repo id
+    r = pull(name, root, revision, local_dir)
+    click.echo(f"{r.repo_id}@{r.revision}: {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}")
+
+
+@cli.command("release")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds go (default: $ZOO_WORKDIR or ./work).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--limit", type=int, help="Quick evaluation: at most N items per task (recorded in the card).")
+@click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload.")
+@click.pass_context
+@_errors
+def release_cmd(
+    ctx: click.Context, names: tuple[str, ...], workdir: Path | None, device: str, limit: int | None, dry_run: bool
+) -> None:
+    """build -> eval -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
+    from zoo.publish.release import release
+    from zoo.workdir import workdir as default_workdir
+
+    outcomes = release(list(names), _root(ctx), default_workdir(workdir), device, limit, dry_run)
+    rows = [
+        {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push")}, "error": o.error}
+        for o in outcomes
+    ]
+    click.echo(_table(rows))
+    failed = [o.name for o in outcomes if not o.ok]
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(outcomes)} release(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@cli.command("matrix")
+@click.option("--changed-since", help="Only recipes whose file, or a file they extend, changed since this git ref.")
+@click.option("--family", help="llama3, llava-next, or a base such as llama3-70b.")
+@click.option("--method", help="A method name, e.g. gptq.")
+@click.pass_context
+@_errors
+def matrix_cmd(ctx: click.Context, changed_since: str | None, family: str | None, method: str | None) -> None:
+    """The recipes as a GitHub Actions matrix (JSON), with runner labels by memory need."""
+    from zoo.publish.matrix import matrix
+
+    click.echo(json.dumps(matrix(_root(ctx), changed_since, family, method)))
+
+
 def main() -> None:
     cli(prog_name="zoo")

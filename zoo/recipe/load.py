@@ -101,6 +101,20 @@ def resolve_file(path: Path, problems: list[Problem], _stack: tuple[Path, ...] =
     return merge(merged, data)
 
 
+def inherited_files(path: Path) -> set[Path]:
+    """The file and every file it extends, directly or not (for "which recipes did a change touch")."""
+    out, todo = set(), [Path(path).resolve()]
+    while todo:
+        p = todo.pop()
+        if p in out or not p.exists():
+            continue
+        out.add(p)
+        data = read_yaml(p, []) or {}
+        refs = data.get("extends") or []
+        todo.extend(_target(p, r) for r in ([refs] if isinstance(refs, str) else refs) if isinstance(r, str))
+    return out
+
+
 def load_recipe(path: Path) -> Any:
     """A fully resolved, validated ``Recipe``, or ``RecipeError`` listing every problem in the file."""
     from zoo.recipe.check import check, check_own

@@ -1,0 +1,374 @@
+"""A Hub-compatible HTTP server for tests: just enough of the Hugging Face Hub API for the real
+huggingface_hub client (create_repo, upload via preupload + LFS batch + NDJSON commit, tags,
+branches, tree listing, repo info, resolve downloads, whoami) with real git-style commit ids.
+
+Start it with ``HubServer(token)``, point ``HF_ENDPOINT`` at ``server.url`` and set
+``HF_HUB_DISABLE_XET=1`` so the client uses the LFS path. ``drop_puts`` makes the next N LFS uploads
+drop the connection mid-body; ``corrupt()`` flips a stored file's bytes without updating its oids.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+LFS_SUFFIXES = (".safetensors", ".png", ".bin", ".pt")
+
+
+def git_blob_oid(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass
+class Entry:
+    """A committed file; its oids are fixed when committed, as the Hub's are."""
+
+    data: bytes
+    lfs: bool
+    sha256: str = ""
+    oid: str = ""
+
+    def __post_init__(self) -> None:
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+        self.oid = git_blob_oid(self.pointer() if self.lfs else self.data)
+
+    def pointer(self) -> bytes:
+        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {len(self.data)}\n".encode()
+
+
+@dataclass
+class Repo:
+    private: bool
+    refs: dict[str, str] = field(default_factory=dict)  # branch or tag -> commit id
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"files", "message", "parent"}
+
+
+class HubState:
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.repos: dict[str, Repo] = {}
+        self.lfs: dict[tuple[str, str], bytes] = {}  # (repo, sha256) -> content, uploaded but maybe not committed
+        self.lock = threading.Lock()
+        self.drop_puts = 0
+        self.requests: list[str] = []
+
+    def commit(self, repo: Repo, branch: str, files: dict[str, Entry], message: str) -> str:
+        parent = repo.refs.get(branch, "")
+        digest = hashlib.sha1(parent.encode() + message.encode())
+        for path in sorted(files):
+            digest.update(f"{path}:{files[path].oid}".encode())
+        cid = digest.hexdigest()
+        repo.commits[cid] = {"files": files, "message": message, "parent": parent}
+        repo.refs[branch] = cid
+        return cid
+
+    def corrupt(self, repo_id: str, path: str, revision: str = "main") -> None:
+        repo = self.repos[repo_id]
+        entry = repo.commits[repo.refs[revision]]["files"][path]
+        entry.data = entry.data[:-1] + bytes([entry.data[-1] ^ 0xFF])  # same size, same oids, other bytes
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: HubState
+    base_url: str
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if raw is None and body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._send(status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": " ".join(message.split())})
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _authorized(self) -> bool:
+        return self.headers.get("Authorization") == f"Bearer {self.state.token}"
+
+    def _repo(self, repo_id: str, need_write: bool = False) -> Repo | None:
+        repo = self.state.repos.get(repo_id)
+        if repo is None or (repo.private and not self._authorized()):
+            self._error(404 if self._authorized() else 401, "RepoNotFound", f"Repository {repo_id} not found")
+            return None
+        if need_write and not self._authorized():
+            self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+            return None
+        return repo
+
+    def _files(self, repo: Repo, rev: str) -> tuple[str, dict[str, Entry]] | None:
+        cid = repo.refs.get(rev, rev if rev in repo.commits else None)
+        if cid is None:
+            self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+            return None
+        return cid, repo.commits[cid]["files"] if cid else {}
+
+    # -- routes --------------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802
+        self._route()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._route()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._route()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._route()
+
+    def _route(self) -> None:
+        url = urlparse(self.path)
+        path, query = unquote(url.path), parse_qs(url.query)
+        with self.state.lock:
+            self.state.requests.append(f"{self.command} {path}")
+        routes = [
+            ("GET", r"/api/whoami-v2", self.whoami),
+            ("POST", r"/api/repos/create", self.create_repo),
+            ("POST", r"/api/validate-yaml", self.validate_yaml),
+            ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", self.preupload),
+            ("POST", r"/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", self.lfs_batch),
+            ("PUT", r"/lfs-upload/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})", self.lfs_put),
+            ("POST", r"/lfs-verify/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})", self.lfs_verify),
+            ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", self.commit),
+            ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)", self.tag),
+            ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", self.branch),
+            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/refs", self.refs),
+            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)", self.info),
+            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)", self.info),
+            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?P<sub>/.*)?", self.tree),
+            ("GET|HEAD", r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)", self.resolve),
+        ]
+        for method, pattern, fn in routes:
+            m = re.fullmatch(pattern, path)
+            if m and self.command in method.split("|"):
+                with self.state.lock:
+                    return fn(query=query, **m.groupdict())
+        self._error(404, "NotFound", f"no route for {self.command} {path}")
+
+    def whoami(self, query: Any) -> None:
+        if not self._authorized():
+            return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+        self._send(200, {"type": "user", "name": "zoo-tester", "auth": {"accessToken": {"role": "write"}}})
+
+    def create_repo(self, query: Any) -> None:
+        body = json.loads(self._body() or b"{}")
+        if not self._authorized():
+            return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+        repo_id = f"{body.get('organization') or 'zoo-tester'}/{body['name']}"
+        if repo_id in self.state.repos:
+            return self._send(
+                409,
+                {"error": "You already created this model repo", "url": f"{self.base_url}/{repo_id}"},
+                {"X-Error-Code": "RepoExists"},
+            )
+        repo = Repo(private=bool(body.get("private")))
+        self.state.commit(repo, "main", {}, "initial commit")
+        self.state.repos[repo_id] = repo
+        self._send(200, {"url": f"{self.base_url}/{repo_id}", "name": repo_id})
+
+    def validate_yaml(self, query: Any) -> None:
+        import yaml
+
+        content = json.loads(self._body())["content"]
+        m = re.match(r"^---\n(.*?)\n---\n", content, re.S)
+        try:
+            meta = yaml.safe_load(m.group(1) if m else content)
+        except yaml.YAMLError as e:
+            return self._error(400, "BadRequest", f"invalid YAML: {e}")
+        if not isinstance(meta, dict):
+            return self._error(400, "BadRequest", "metadata must be a mapping")
+        self._send(200, {"errors": [], "warnings": []})
+
+    def preupload(self, query: Any, repo: str, rev: str) -> None:
+        body = json.loads(self._body())
+        if self._repo(repo, need_write=True) is None:
+            return
+        files = [
+            {
+                "path": f["path"],
+                "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) or f["size"] > 1_000_000 else "regular",
+                "shouldIgnore": False,
+            }
+            for f in body["files"]
+        ]
+        self._send(200, {"files": files, "commitOid": None})
+
+    def lfs_batch(self, query: Any, repo: str) -> None:
+        body = json.loads(self._body())
+        if self._repo(repo, need_write=True) is None:
+            return
+        objects = []
+        for o in body["objects"]:
+            entry: dict[str, Any] = {"oid": o["oid"], "size": o["size"]}
+            if (repo, o["oid"]) not in self.state.lfs:
+                entry["actions"] = {
+                    "upload": {"href": f"{self.base_url}/lfs-upload/{repo}/{o['oid']}", "header": {}},
+                    "verify": {"href": f"{self.base_url}/lfs-verify/{repo}/{o['oid']}", "header": {}},
+                }
+            objects.append(entry)
+        self._send(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
+
+    def lfs_put(self, query: Any, repo: str, oid: str) -> None:
+        n = int(self.headers.get("Content-Length") or 0)
+        if self.state.drop_puts > 0:
+            self.state.drop_puts -= 1
+            self.rfile.read(min(n, 1024))
+            self.close_connection = True
+            self.connection.shutdown(2)  # the connection drops mid-upload; nothing is stored
+            return
+        data = self.rfile.read(n)
+        if hashlib.sha256(data).hexdigest() != oid:
+            return self._error(400, "BadRequest", "sha256 mismatch")
+        self.state.lfs[(repo, oid)] = data
+        self._send(200, {})
+
+    def lfs_verify(self, query: Any, repo: str, oid: str) -> None:
+        self._body()
+        self._send(200 if (repo, oid) in self.state.lfs else 404, {})
+
+    def commit(self, query: Any, repo: str, rev: str) -> None:
+        lines = [json.loads(x) for x in self._body().splitlines() if x.strip()]
+        r = self._repo(repo, need_write=True)
+        if r is None:
+            return
+        found = self._files(r, rev)
+        if found is None:
+            return
+        files = dict(found[1])
+        message = ""
+        for line in lines:
+            key, value = line["key"], line["value"]
+            if key == "header":
+                message = value["summary"] + ("\n\n" + value["description"] if value.get("description") else "")
+            elif key == "file":
+                files[value["path"]] = Entry(base64.b64decode(value["content"]), lfs=False)
+            elif key == "lfsFile":
+                if (repo, value["oid"]) not in self.state.lfs:
+                    return self._error(422, "LfsNotUploaded", f"LFS object {value['oid']} was not uploaded")
+                files[value["path"]] = Entry(self.state.lfs[(repo, value["oid"])], lfs=True)
+            elif key in ("deletedFile", "deletedFolder"):
+                files = {
+                    p: e for p, e in files.items() if p != value["path"] and not p.startswith(value["path"].rstrip("/") + "/")
+                }
+        cid = self.state.commit(r, rev, files, message)
+        self._send(200, {"commitUrl": f"{self.base_url}/{repo}/commit/{cid}", "commitOid": cid, "success": True})
+
+    def tag(self, query: Any, repo: str, rev: str) -> None:
+        body = json.loads(self._body())
+        r = self._repo(repo, need_write=True)
+        if r is None or self._files(r, rev) is None:
+            return
+        if body["tag"] in r.refs:
+            return self._error(409, "TagExists", f"Tag {body['tag']} already exists")
+        r.refs[body["tag"]] = r.refs.get(rev, rev)
+        self._send(200, {})
+
+    def branch(self, query: Any, repo: str, branch: str) -> None:
+        self._body()
+        r = self._repo(repo, need_write=True)
+        if r is None:
+            return
+        if branch in r.refs:
+            return self._error(409, "BranchExists", f"Branch {branch} already exists")
+        r.refs[branch] = r.refs["main"]
+        self._send(200, {})
+
+    def refs(self, query: Any, repo: str) -> None:
+        r = self._repo(repo)
+        if r is None:
+            return
+        tags = [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in r.refs.items() if n.startswith("release-")]
+        branches = [
+            {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in r.refs.items() if not n.startswith("release-")
+        ]
+        self._send(200, {"branches": branches, "tags": tags, "converts": []})
+
+    def info(self, query: Any, repo: str, rev: str = "main") -> None:
+        r = self._repo(repo)
+        if r is None:
+            return
+        found = self._files(r, rev)
+        if found is None:
+            return
+        cid, files = found
+        self._send(
+            200,
+            {
+                "id": repo,
+                "modelId": repo,
+                "sha": cid,
+                "private": r.private,
+                "siblings": [{"rfilename": p} for p in sorted(files)],
+            },
+        )
+
+    def tree(self, query: Any, repo: str, rev: str, sub: str | None = None) -> None:
+        r = self._repo(repo)
+        if r is None:
+            return
+        found = self._files(r, rev)
+        if found is None:
+            return
+        prefix = (sub or "").strip("/")
+        out = []
+        for p, e in sorted(found[1].items()):
+            if prefix and not p.startswith(prefix + "/"):
+                continue
+            item: dict[str, Any] = {"type": "file", "oid": e.oid, "size": len(e.data), "path": p}
+            if e.lfs:
+                item["lfs"] = {"oid": e.sha256, "size": len(e.data), "pointerSize": len(e.pointer())}
+            out.append(item)
+        self._send(200, out)
+
+    def resolve(self, query: Any, repo: str, rev: str, file: str) -> None:
+        r = self._repo(repo)
+        if r is None:
+            return
+        found = self._files(r, rev)
+        if found is None:
+            return
+        cid, files = found
+        if file not in files:
+            return self._error(404, "EntryNotFound", f"{file} does not exist on {rev}")
+        e = files[file]
+        headers = {"X-Repo-Commit": cid, "ETag": f'"{e.oid}"', "Content-Type": "application/octet-stream"}
+        if e.lfs:
+            headers.update({"X-Linked-Etag": f'"{e.sha256}"', "X-Linked-Size": str(len(e.data))})
+        self._send(200, raw=e.data, headers=headers)
+
+
+class HubServer:
+    """The server on 127.0.0.1 in a background thread; ``stop()`` when done."""
+
+    def __init__(self, token: str) -> None:
+        self.state = HubState(token)
+        handler = type("BoundHandler", (Handler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        handler.base_url = self.url
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,58 @@
+"""``zoo release``: build -> eval -> card -> push for each recipe, each stage skipped when done.
+
+One recipe's failure does not stop the others; the summary says what each did, and the caller exits
+non-zero when any failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    name: str
+    ok: bool
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> what happened
+    error: str | None = None
+
+
+def release_one(name: str, root: Path, workdir: Path, device: str, limit: int | None, dry_run: bool) -> ReleaseOutcome:
+    from zoo.build import build
+    from zoo.card import render
+    from zoo.catalog import load, recipe_paths
+    from zoo.evaluation.run import evaluate
+    from zoo.publish.push import push
+    from zoo.recipe import load_recipe
+
+    stages: dict[str, str] = {}
+    stage = "load"
+    try:
+        recipe = load(name, root)
+        stage = "build"
+        stages[stage] = build(recipe, workdir, root, device).status
+        stage = "eval"
+        stages[stage] = evaluate(recipe, workdir, root, device, limit).status
+        stage = "card"
+        catalog = [load_recipe(p) for p in recipe_paths(root)]
+        stages[stage] = render(recipe, catalog, workdir).status
+        stage = "push"
+        result = push(recipe, workdir, dry_run=dry_run)
+        stages[stage] = f"{result.status} {result.repo_id}" + (f" ({len(result.changed)} files)" if result.changed else "")
+        return ReleaseOutcome(name, True, stages)
+    except ZooError as e:
+        log.error("%s: %s failed: %s", name, stage, str(e).splitlines()[0])
+        stages[stage] = "failed"
+        return ReleaseOutcome(name, False, stages, str(e).splitlines()[0])
+
+
+def release(
+    names: list[str], root: Path, workdir: Path, device: str = "auto", limit: int | None = None, dry_run: bool = False
+) -> list[ReleaseOutcome]:
+    return [release_one(n, root, workdir, device, limit, dry_run) for n in names]
