@@ -1,0 +1,136 @@
+"""Layer-by-layer simulated quantization for the methods zoo implements itself (the study's
+ultra-low-bit methods, which no maintained library has).
+
+The calibration windows run through the model one decoder layer at a time, as GPTQ's reference
+code does: the inputs to layer 0 are captured once, each layer is moved to the compute device, the
+Hessian proxy H = 2/n sum(x x^T) of every Linear's input is accumulated, each Linear's weight is
+replaced by the method's dequantized result, and the quantized layer's outputs become the next
+layer's inputs. Accelerator memory is one layer plus activations. The checkpoint is saved in 16-bit
+("fake" quantization, like the study's own) with ``quantization.json`` giving the scheme and the
+measured average bits per weight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.methods.base import BuildContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """One Linear's result: the dequantized weight and its storage cost in bits."""
+
+    weight: Any  # torch.Tensor, same shape as the original
+    bits: float  # total bits to store this weight, every scale, mask and bitmap included
+
+
+WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
+
+
+def decoder_layers(model: Any) -> Any:
+    inner = model.model
+    return inner.language_model.layers if hasattr(inner, "language_model") else inner.layers
+
+
+def _capture(model: Any, layers: Any, windows: list[list[int]], device: str) -> tuple[list[Any], dict[str, Any]]:
+    """Inputs (hidden states and keyword arguments) that reach the first decoder layer."""
+    import torch
+
+    inputs: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    first = layers[0]
+
+    def hook(module: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+        inputs.append(args[0] if args else kw["hidden_states"])
+        kwargs.update({k: v for k, v in kw.items() if k != "hidden_states"})
+        raise Stop
+
+    handle = first.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            for w in windows:
+                try:
+                    model(input_ids=torch.tensor([w], device=device), use_cache=False)
+                except Stop:
+                    pass
+    finally:
+        handle.remove()
+    return inputs, kwargs
+
+
+def _hidden(out: Any) -> Any:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[str, Any]:
+    """Quantize every decoder Linear of ``ctx``'s model with ``quantize`` and save the checkpoint."""
+    import torch
+
+    from zoo.progress import reporter
+
+    model = ctx.load_model()
+    model.config.use_cache = False
+    dev = ctx.device
+    layers = decoder_layers(model)
+    # everything before the first layer (embeddings, rotary) computes on the device
+    inner = model.model.language_model if hasattr(model.model, "language_model") else model.model
+    for m in (inner.embed_tokens, inner.rotary_emb):
+        m.to(dev)
+    inputs, kwargs = _capture(model, layers, ctx.calibration.windows, dev)
+    inner.embed_tokens.to("cpu")
+    total_bits, total_weights = 0.0, 0
+    tick = reporter(f"{ctx.recipe.name} layers")
+    for index, layer in enumerate(layers):
+        layer.to(dev)
+        linears = {n: m for n, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
+        hessians = {n: torch.zeros(m.in_features, m.in_features, device=dev) for n, m in linears.items()}
+        counts = dict.fromkeys(linears, 0)
+
+        def hook_for(name: str) -> Callable[..., None]:
+            def hook(module: Any, args: tuple[Any, ...], out: Any) -> None:
+                x = args[0].reshape(-1, args[0].shape[-1]).float()
+                n = x.shape[0]
+                h = hessians[name]
+                h *= counts[name] / (counts[name] + n)
+                counts[name] += n
+                x = x * (2 / counts[name]) ** 0.5
+                h += x.t() @ x
+
+            return hook
+
+        handles = [m.register_forward_hook(hook_for(n)) for n, m in linears.items()]
+        with torch.no_grad():
+            for x in inputs:
+                layer(x, **kwargs)
+        for h in handles:
+            h.remove()
+        for name, module in linears.items():
+            w = module.weight.data.float()
+            result = quantize(w, hessians[name])
+            module.weight.data = result.weight.to(module.weight.dtype)
+            total_bits += result.bits
+            total_weights += w.numel()
+        with torch.no_grad():
+            inputs = [_hidden(layer(x, **kwargs)) for x in inputs]
+        layer.to("cpu")
+        del hessians
+        tick(index + 1, len(layers))
+    inner.rotary_emb.to("cpu")
+    bits = total_bits / total_weights
+    model.save_pretrained(ctx.out)
+    ctx.processor.save_pretrained(ctx.out)
+    record = {"method": ctx.recipe.method, "format": "fake", "bits_per_weight": round(bits, 4), **scheme}
+    (ctx.out / "quantization.json").write_text(json.dumps(record, indent=2) + "\n")
+    log.info("%s: %.3f bits per weight (target %g)", ctx.recipe.name, bits, ctx.recipe.weights.bits)
+    return {"backend": "zoo", "bits_per_weight": round(bits, 4)}
