@@ -162,12 +162,12 @@ def test_missing_or_invalid_token(hub: HubServer, ready: Path) -> None:
 
 
 def test_release_runs_every_stage_and_reports_failures(hub: HubServer, ready: Path) -> None:
-    res = zoo(hub, ready, "release", "tiny-llama3-rtn-4bit", "tiny-llama3-quip-2bit-pc", "--limit", "4", "--device", "cpu")
+    res = zoo(hub, ready, "release", "tiny-llama3-rtn-4bit", "tiny-llama3-billm-1.1bit", "--limit", "4", "--device", "cpu")
     assert res.returncode == 1
     lines = res.stdout.splitlines()
     rtn = next(x for x in lines if x.startswith("tiny-llama3-rtn-4bit"))
     assert "built" in rtn and "evaluated" in rtn and "rendered" in rtn and "pushed zoo-tiny/tiny-llama3-rtn-4bit" in rtn
-    quip = next(x for x in lines if x.startswith("tiny-llama3-quip-2bit-pc"))
+    quip = next(x for x in lines if x.startswith("tiny-llama3-billm-1.1bit"))
     assert "failed" in quip and "not implemented yet" in quip
     assert "1 of 2 release(s) failed" in res.stderr
     again = zoo(hub, ready, "release", "tiny-llama3-rtn-4bit", "--limit", "4", "--device", "cpu")
@@ -206,10 +206,12 @@ def test_matrix(tmp_path: Path) -> None:
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "recipes"], check=True)
+
     def run():
         return json.loads(
             CliRunner().invoke(cli, ["--recipes", str(repo / "recipes"), "matrix", "--changed-since", "HEAD"]).stdout
         )
+
     assert run() == {"include": []}
     with (repo / "recipes" / "_base" / "tiny-llama3.yaml").open("a") as f:
         f.write("# touched\n")
