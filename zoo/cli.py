@@ -43,6 +43,12 @@ def _root(ctx: click.Context) -> Path:
     return recipes_dir(ctx.obj.get("recipes"))
 
 
+workdir_option = click.option(
+    "--workdir", type=click.Path(path_type=Path), help="Where builds live (default: $ZOO_WORKDIR or ./work)."
+)
+device_option = click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zoo")
 @click.option("--recipes", type=click.Path(path_type=Path), help="Recipe catalog folder (default: ./recipes).")
@@ -147,8 +153,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
 @cli.command("build")
 @click.argument("name")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds go (default: $ZOO_WORKDIR or ./work).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@workdir_option
+@device_option
 @click.option("--force", is_flag=True, help="Rebuild even if an identical build is finished.")
 @click.option("--host-memory", type=float, help="GB of host RAM for weights; the rest spills to disk.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line.")
@@ -174,8 +180,8 @@ def build_cmd(
 
 @cli.command("eval")
 @click.argument("name")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds are (default: $ZOO_WORKDIR or ./work).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@workdir_option
+@device_option
 @click.option("--limit", type=int, help="At most N items per task and N perplexity windows (recorded as such).")
 @click.option("--batch-size", type=int, default=1, show_default=True)
 @click.option("--force", is_flag=True, help="Re-measure even if eval.json is current.")
@@ -225,7 +231,7 @@ def eval_cmd(
 
 @cli.command("card")
 @click.argument("name")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds are (default: $ZOO_WORKDIR or ./work).")
+@workdir_option
 @click.option("--force", is_flag=True, help="Render even if the card is current.")
 @click.pass_context
 @_errors
@@ -244,7 +250,7 @@ def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool) -
 
 @cli.command("push")
 @click.argument("name")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds are (default: $ZOO_WORKDIR or ./work).")
+@workdir_option
 @click.option("--repo-id", help="Hub repo (default: the recipe's, {org}/{name}).")
 @click.option("--org", envvar="ZOO_HUB_ORG", help="Hub org for the default repo id (env ZOO_HUB_ORG).")
 @click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
@@ -303,8 +309,8 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
 
 @cli.command("release")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--workdir", type=click.Path(path_type=Path), help="Where builds go (default: $ZOO_WORKDIR or ./work).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@workdir_option
+@device_option
 @click.option("--limit", type=int, help="Quick evaluation: at most N items per task (recorded in the card).")
 @click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload.")
 @click.pass_context

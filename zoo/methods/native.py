@@ -69,6 +69,24 @@ def _capture(model: Any, layers: Any, windows: list[list[int]], device: str) -> 
     return inputs, kwargs
 
 
+class Hessian:
+    """H = 2/n sum(x x^T) over every input row a Linear has seen, accumulated in fp32."""
+
+    def __init__(self, n: int, device: str) -> None:
+        import torch
+
+        self.h = torch.zeros(n, n, device=device)
+        self.count = 0
+
+    def hook(self, module: Any, args: tuple[Any, ...], out: Any) -> None:
+        x = args[0].reshape(-1, args[0].shape[-1]).float()
+        n = x.shape[0]
+        self.h *= self.count / (self.count + n)
+        self.count += n
+        x = x * (2 / self.count) ** 0.5
+        self.h += x.t() @ x
+
+
 def _hidden(out: Any) -> Any:
     return out[0] if isinstance(out, tuple) else out
 
@@ -94,22 +112,8 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
     for index, layer in enumerate(layers):
         layer.to(dev)
         linears = {n: m for n, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
-        hessians = {n: torch.zeros(m.in_features, m.in_features, device=dev) for n, m in linears.items()}
-        counts = dict.fromkeys(linears, 0)
-
-        def hook_for(name: str) -> Callable[..., None]:
-            def hook(module: Any, args: tuple[Any, ...], out: Any) -> None:
-                x = args[0].reshape(-1, args[0].shape[-1]).float()
-                n = x.shape[0]
-                h = hessians[name]
-                h *= counts[name] / (counts[name] + n)
-                counts[name] += n
-                x = x * (2 / counts[name]) ** 0.5
-                h += x.t() @ x
-
-            return hook
-
-        handles = [m.register_forward_hook(hook_for(n)) for n, m in linears.items()]
+        hessians = {n: Hessian(m.in_features, dev) for n, m in linears.items()}
+        handles = [m.register_forward_hook(hessians[n].hook) for n, m in linears.items()]
         with torch.no_grad():
             for x in inputs:
                 layer(x, **kwargs)
@@ -117,7 +121,7 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
             h.remove()
         for name, module in linears.items():
             w = module.weight.data.float()
-            result = quantize(w, hessians[name])
+            result = quantize(w, hessians[name].h)
             module.weight.data = result.weight.to(module.weight.dtype)
             total_bits += result.bits
             total_weights += w.numel()
