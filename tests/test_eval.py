@@ -139,3 +139,30 @@ def test_malformed_task_file_is_a_clear_error(built, workdir: Path, catalog: Pat
 def test_eval_before_build_says_what_to_run(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["--recipes", str(RECIPES), "eval", "tiny-llama3-awq-3bit", "--workdir", str(tmp_path)])
     assert res.exit_code == 8 and "run `zoo build tiny-llama3-awq-3bit` first" in res.stderr
+
+
+def test_vllm_backend_without_vllm_names_the_fix(built, workdir: Path) -> None:
+    pytest.importorskip("lm_eval")
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vLLM is installed")
+    except ImportError:
+        pass
+    built("tiny-llama3-gptq-4bit")
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--recipes",
+            str(RECIPES),
+            "eval",
+            "tiny-llama3-gptq-4bit",
+            "--workdir",
+            str(workdir),
+            "--limit",
+            "2",
+            "--backend",
+            "vllm",
+        ],
+    )
+    assert res.exit_code == 6 and "--backend vllm needs vLLM" in res.stderr

@@ -184,6 +184,7 @@ def build_cmd(
 @device_option
 @click.option("--limit", type=int, help="At most N items per task and N perplexity windows (recorded as such).")
 @click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True, help="lm-eval model backend.")
 @click.option("--force", is_flag=True, help="Re-measure even if eval.json is current.")
 @click.option("--allow-regression", is_flag=True, help="Exit 0 even when the recovery gate fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line.")
@@ -196,6 +197,7 @@ def eval_cmd(
     device: str,
     limit: int | None,
     batch_size: int,
+    backend: str,
     force: bool,
     allow_regression: bool,
     as_json: bool,
@@ -206,7 +208,7 @@ def eval_cmd(
     from zoo.workdir import workdir as default_workdir
 
     root = _root(ctx)
-    r = evaluate(load(name, root), default_workdir(workdir), root, device, limit, batch_size, force, allow_regression)
+    r = evaluate(load(name, root), default_workdir(workdir), root, device, limit, batch_size, force, allow_regression, backend)
     if as_json:
         click.echo(
             json.dumps(

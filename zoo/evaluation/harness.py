@@ -142,14 +142,43 @@ def _run(lm: Any, names: list[str], fewshot: int, limit: int | None, manager: An
     return out
 
 
+def check_backend(backend: str) -> None:
+    """Fail before any measuring when the backend cannot run here."""
+    if backend == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError as e:
+            from zoo.methods.gptqm import MissingExtraError
+
+            raise MissingExtraError("--backend vllm needs vLLM, which is not installed; fix: pip install vllm") from e
+
+
+def language_model(model: Any, tokenizer: Any, batch_size: int, backend: str, model_dir: Path | None) -> Any:
+    """lm-eval's HF wrapper around the loaded model, or its vLLM backend on the checkpoint folder."""
+    if backend == "vllm":
+        check_backend(backend)
+        from lm_eval.models.vllm_causallms import VLLM
+
+        return VLLM(pretrained=str(model_dir), batch_size=batch_size, dtype="auto", gpu_memory_utilization=0.8)
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
+
+
 def evaluate(
-    model: Any, tokenizer: Any, tasks: list[str], data: Path | None, limit: int | None, batch_size: int
+    model: Any,
+    tokenizer: Any,
+    tasks: list[str],
+    data: Path | None,
+    limit: int | None,
+    batch_size: int,
+    backend: str = "hf",
+    model_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Metrics (``task/metric`` -> value) and per-task details for ``tasks``."""
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
+    lm = language_model(model, tokenizer, batch_size, backend, model_dir)
     with tempfile.TemporaryDirectory(prefix="zoo-tasks-") as tmp:
         if data is not None:
             zero, subjects, category = _local_configs(tasks, data, Path(tmp))

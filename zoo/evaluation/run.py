@@ -57,10 +57,11 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def suite(recipe: Recipe, limit: int | None, batch_size: int) -> dict[str, Any]:
+def suite(recipe: Recipe, limit: int | None, batch_size: int, backend: str = "hf") -> dict[str, Any]:
     """What decides the numbers: cached baselines and finished evals are keyed by its hash."""
     return {
         "eval": recipe.eval.model_dump(mode="json", exclude={"min_recovery"}),
+        "backend": backend,
         "limit": limit,
         "batch_size": batch_size,
         "versions": _versions(),
@@ -78,7 +79,9 @@ def _task_data(recipe: Recipe, recipe_dir: Path) -> Path | None:
     return None if d is None else BUILTIN_DATA if d == "builtin" else (recipe_dir / d)
 
 
-def measure(model_dir: Path, recipe: Recipe, recipe_dir: Path, device: str, limit: int | None, batch_size: int) -> dict[str, Any]:
+def measure(
+    model_dir: Path, recipe: Recipe, recipe_dir: Path, device: str, limit: int | None, batch_size: int, backend: str = "hf"
+) -> dict[str, Any]:
     """Every metric of the recipe's suite on the model in ``model_dir``."""
     import torch
     import transformers
@@ -117,7 +120,7 @@ def measure(model_dir: Path, recipe: Recipe, recipe_dir: Path, device: str, limi
     if text_tasks:
         from zoo.evaluation.harness import evaluate
 
-        res = evaluate(model, tokenizer, text_tasks, _task_data(recipe, recipe_dir), limit, batch_size)
+        res = evaluate(model, tokenizer, text_tasks, _task_data(recipe, recipe_dir), limit, batch_size, backend, model_dir)
         metrics.update(res["metrics"])
         details["tasks"] = res["tasks"]
     if vision_tasks:
@@ -142,11 +145,18 @@ def _base_key(recipe: Recipe) -> str:
 
 
 def baseline(
-    recipe: Recipe, workdir: Path, recipe_dir: Path, device: str, limit: int | None, batch_size: int, force: bool
+    recipe: Recipe,
+    workdir: Path,
+    recipe_dir: Path,
+    device: str,
+    limit: int | None,
+    batch_size: int,
+    force: bool,
+    backend: str = "hf",
 ) -> dict[str, Any]:
     from zoo.build.load import resolve
 
-    key = _sha(suite(recipe, limit, batch_size))[:16]
+    key = _sha(suite(recipe, limit, batch_size, backend))[:16]
     path = workdir / "_baselines" / _base_key(recipe) / f"{key}.json"
     cached = None if force else read_json(path)
     if cached:
@@ -154,7 +164,7 @@ def baseline(
         return cached
     log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
     source = resolve(recipe, recipe_dir)
-    result = {"base": source.identity, **measure(source.path, recipe, recipe_dir, device, limit, batch_size)}
+    result = {"base": source.identity, **measure(source.path, recipe, recipe_dir, device, limit, batch_size, backend)}
     write_json(path, result)
     return result
 
@@ -188,6 +198,7 @@ def evaluate(
     batch_size: int = 1,
     force: bool = False,
     allow_regression: bool = False,
+    backend: str = "hf",
 ) -> EvalResult:
     folder = workdir / recipe.name
     build_json = folder / "build.json"
@@ -199,7 +210,10 @@ def evaluate(
     if build.get("recipe_sha256") != recipe_sha256(recipe):
         raise NotBuiltError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: `zoo build {recipe.name}` again")
     dev = _device(device)
-    spec = suite(recipe, limit, batch_size)
+    from zoo.evaluation.harness import check_backend
+
+    check_backend(backend)
+    spec = suite(recipe, limit, batch_size, backend)
     out = folder / "eval.json"
     done = None if force else read_json(out)
     key = {"build_sha256": sha256_file(build_json), "suite_sha256": _sha(spec)}
@@ -208,8 +222,8 @@ def evaluate(
         record = done
         status = "skipped"
     else:
-        base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force)
-        result = measure(folder / "model", recipe, recipe_dir, dev, limit, batch_size)
+        base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force, backend)
+        result = measure(folder / "model", recipe, recipe_dir, dev, limit, batch_size, backend)
         rec = recovery(result["metrics"], base["metrics"])
         record = {
             "name": recipe.name,
