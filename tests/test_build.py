@@ -134,6 +134,11 @@ def test_llava_next_quantizes_only_the_language_model(built) -> None:
         vision = [m for n, m in linears.items() if "vision_tower" in n or "multi_modal_projector" in n]
         assert vision and all(getattr(m, "quantization_scheme", None) is None for m in vision)
         assert linears["model.language_model.layers.0.mlp.down_proj"].quantization_scheme is not None
+        calibration = json.loads((folder.parent / "build.json").read_text())["calibration"]
+        if method == "gptq":  # this recipe calibrates on image-text pairs
+            assert calibration["images"]["source"] == "builtin" and calibration["images"]["count"] == 16
+        elif calibration is not None:
+            assert "images" not in calibration
 
 
 def _cli(*args: str) -> tuple[int, str]:

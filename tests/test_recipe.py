@@ -89,6 +89,10 @@ BAD = {
         GOOD + "base: {builtin: null, repo_id: meta-llama/Meta-Llama-3-8B}\n",
         "a Hub base needs a pinned `revision`",
     ),
+    "images-on-text-model": (
+        GOOD + "calibration: {images: builtin}\n",
+        "calibration.images: image calibration needs a multimodal family",
+    ),
     "unknown-task": (
         GOOD + "eval: {tasks: [hellaswg]}\n",
         "eval.tasks.0: unknown task 'hellaswg' (fix: did you mean 'hellaswag'?)",

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class Calibration:
     windows: list[list[int]]
     identity: dict[str, Any]
+    images: list[Any] | None = None  # multimodal: one image per window, in turn
 
 
 def tokenizer_sha(tokenizer: Any) -> str:
@@ -81,4 +82,9 @@ def calibration(spec: Any, tokenizer: Any, recipe_dir: Path | None = None) -> Ca
         "seed": spec.seed,
         "tokens_sha256": h.hexdigest(),
     }
-    return Calibration(windows, identity)
+    if spec.images is None:
+        return Calibration(windows, identity)
+    from zoo.data.images import load_images
+
+    images, image_identity = load_images(spec.images, recipe_dir, min(spec.samples, 16), spec.seed)
+    return Calibration(windows, {**identity, "images": image_identity}, images)

@@ -86,10 +86,19 @@ def run(ctx: BuildContext, modifiers: list[Any], data_free: bool = False) -> dic
         from datasets import Dataset
 
         windows = ctx.calibration.windows
+        if ctx.calibration.images:
+            from zoo.data.images import collate, image_text_rows
+
+            tokenizer = getattr(ctx.processor, "tokenizer", ctx.processor)
+            data = Dataset.from_list(image_text_rows(ctx.processor, tokenizer, windows, ctx.calibration.images))
+            extra: dict[str, Any] = {"data_collator": collate}
+        else:
+            data = Dataset.from_dict({"input_ids": windows, "attention_mask": [[1] * len(w) for w in windows]})
+            extra = {"max_seq_length": max(len(w) for w in windows)}
         kwargs = {
-            "dataset": Dataset.from_dict({"input_ids": windows, "attention_mask": [[1] * len(w) for w in windows]}),
+            "dataset": data,
+            **extra,
             "num_calibration_samples": len(windows),
-            "max_seq_length": max(len(w) for w in windows),
             "shuffle_calibration_samples": False,
             "pipeline": "sequential",
             "sequential_targets": [ctx.family.decoder_layer],

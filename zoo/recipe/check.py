@@ -139,11 +139,15 @@ def _check_names(file: str, path: Path, raw: dict[str, Any], out: list[Problem])
         known = sorted(p.name.removesuffix(".md.j2") for p in cards_dir().glob("*.md.j2"))
         if template not in known:
             out.append(_unknown(file, "card.template", "card template", template, known))
+    multimodal = isinstance(family, str) and family in FAMILIES and FAMILIES.get(family).multimodal
+    if cal.get("images") is not None and not multimodal:
+        out.append(
+            Problem(file, "calibration.images", "image calibration needs a multimodal family", "remove calibration.images")
+        )
     ev = _section(raw, "eval")
     for i, ppl in enumerate(ev.get("perplexity") or []):
         if ppl not in DATASETS or ppl == "file":
             out.append(_unknown(file, f"eval.perplexity.{i}", "perplexity dataset", ppl, set(DATASETS) - {"file"}))
-    multimodal = isinstance(family, str) and family in FAMILIES and FAMILIES.get(family).multimodal
     for i, task in enumerate(ev.get("tasks") or []):
         if task not in TASKS:
             out.append(_unknown(file, f"eval.tasks.{i}", "task", task, TASKS))

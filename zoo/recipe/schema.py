@@ -76,6 +76,7 @@ class CalibrationSpec(Strict):
     samples: int = Field(128, gt=0)
     seqlen: int = Field(2048, gt=0)
     seed: int = 0
+    images: str | None = Field(None, description="multimodal only: a folder of images, or 'builtin'")
 
 
 class EvalSpec(Strict):
