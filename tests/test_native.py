@@ -77,3 +77,71 @@ def test_quip_recipe_builds_reloads_and_generates(built) -> None:
     assert model.generate(**x, max_new_tokens=6, do_sample=False).shape[1] == x["input_ids"].shape[1] + 6
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
     assert (RECIPES / "tiny-llama3-quip-2bit-pc.yaml").exists()
+
+
+def rtn_grouped(w: torch.Tensor, bits: int) -> torch.Tensor:
+    return obs.uniform(w.view(w.shape[0], -1, 128), bits, dim=2).view_as(w)
+
+
+@pytest.mark.parametrize(
+    "method,rtn_bits",
+    [("billm", 1), ("pbllm", 2), ("dbllm", 2), ("slimllm", 2)],
+)
+def test_each_method_beats_rtn_at_its_bits(method: str, rtn_bits: int, layer_data) -> None:
+    from zoo.methods import billm, dbllm, pbllm, slimllm
+
+    w, x, h = layer_data
+    result = {
+        "billm": lambda: billm.quantize_weight(w, h, 0.1),
+        "pbllm": lambda: pbllm.quantize_weight(w, h, 0.143),
+        "dbllm": lambda: dbllm.quantize_weight(w, h),
+        "slimllm": lambda: slimllm.quantize_weight(w, h, 2),
+    }[method]()
+    assert out_error(w, result.weight, x) < out_error(w, rtn_grouped(w, rtn_bits), x)
+    assert result.bits > result.code_bits  # scales, masks and bitmaps are counted
+
+
+def _distinct_per_row_block(q: torch.Tensor) -> list[int]:
+    blocks = q.view(q.shape[0], -1, 128)
+    return [len(torch.unique(blocks[r, b])) for r in range(blocks.shape[0]) for b in range(blocks.shape[1])]
+
+
+def test_binarized_groups_hold_only_their_values(layer_data) -> None:
+    from zoo.methods import billm, dbllm, pbllm, slimllm
+
+    w, _, h = layer_data
+    pb = pbllm.quantize_weight(w, h, 0.0).weight  # no salient weights: pure +/- alpha per row and block
+    assert set(_distinct_per_row_block(pb)) <= {1, 2}
+    bi = billm.quantize_weight(w, h, 0.0).weight  # two binarized groups: +/- alpha_c, +/- alpha_s
+    assert max(_distinct_per_row_block(bi)) <= 4
+    assert max(len(torch.unique(b.abs())) for b in bi.view(bi.shape[0], -1, 128).flatten(0, 1)) <= 2
+    assert max(_distinct_per_row_block(dbllm.quantize_weight(w, h).weight)) <= 4  # two binary matrices
+    alloc = slimllm.allocate(w, h, 2, 128)
+    assert sum(alloc) == 2 * len(alloc) and set(alloc) <= {1, 2, 3}
+    sq = slimllm.quantize_weight(w, h, 2).weight.view(w.shape[0], -1, 128)
+    for g, b in enumerate(alloc):
+        assert max(len(torch.unique(sq[r, g])) for r in range(sq.shape[0])) <= 2**b
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tiny-llama3-quip-2bit-pc",
+        "tiny-llama3-pbllm-2bit",
+        "tiny-llama3-billm-1.1bit",
+        "tiny-llama3-dbllm-2bit",
+        "tiny-llama3-slimllm-2bit",
+    ],
+)
+def test_native_recipes_build_with_their_bits(name: str, built) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from zoo.catalog import load
+
+    folder = built(name)
+    record = json.loads((folder / "quantization.json").read_text())
+    target = load(name, RECIPES).weights.bits
+    assert abs(record["code_bits_per_weight"] - target) <= 0.05, record
+    assert record["bits_per_weight"] > record["code_bits_per_weight"]
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert torch.isfinite(model(input_ids=torch.tensor([[1, 2, 3, 4]])).logits).all()

@@ -162,12 +162,12 @@ def test_missing_or_invalid_token(hub: HubServer, ready: Path) -> None:
 
 
 def test_release_runs_every_stage_and_reports_failures(hub: HubServer, ready: Path) -> None:
-    res = zoo(hub, ready, "release", "tiny-llama3-awq-3bit", "tiny-llama3-billm-1.1bit", "--limit", "4", "--device", "cpu")
+    res = zoo(hub, ready, "release", "tiny-llama3-awq-3bit", "tiny-llama3-qlora-4bit", "--limit", "4", "--device", "cpu")
     assert res.returncode == 1
     lines = res.stdout.splitlines()
     rtn = next(x for x in lines if x.startswith("tiny-llama3-awq-3bit"))
     assert "built" in rtn and "evaluated" in rtn and "rendered" in rtn and "pushed zoo-tiny/tiny-llama3-awq-3bit" in rtn
-    quip = next(x for x in lines if x.startswith("tiny-llama3-billm-1.1bit"))
+    quip = next(x for x in lines if x.startswith("tiny-llama3-qlora-4bit"))
     assert "failed" in quip and "not implemented yet" in quip
     assert "1 of 2 release(s) failed" in res.stderr
     again = zoo(hub, ready, "release", "tiny-llama3-awq-3bit", "--limit", "4", "--device", "cpu")

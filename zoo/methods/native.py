@@ -25,10 +25,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Quantized:
-    """One Linear's result: the dequantized weight and its storage cost in bits."""
+    """One Linear's result: the dequantized weight and what storing it costs.
+
+    ``code_bits`` counts the codes alone (what the papers' "W2" / "1.1-bit" names count);
+    ``bits`` adds every scale, zero point, mask and bitmap needed to decode them."""
 
     weight: Any  # torch.Tensor, same shape as the original
-    bits: float  # total bits to store this weight, every scale, mask and bitmap included
+    bits: float
+    code_bits: float
 
 
 WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
@@ -107,7 +111,7 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
         m.to(dev)
     inputs, kwargs = _capture(model, layers, ctx.calibration.windows, dev)
     inner.embed_tokens.to("cpu")
-    total_bits, total_weights = 0.0, 0
+    total_bits, code_bits, total_weights = 0.0, 0.0, 0
     tick = reporter(f"{ctx.recipe.name} layers")
     for index, layer in enumerate(layers):
         layer.to(dev)
@@ -124,6 +128,7 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
             result = quantize(w, hessians[name].h)
             module.weight.data = result.weight.to(module.weight.dtype)
             total_bits += result.bits
+            code_bits += result.code_bits
             total_weights += w.numel()
         with torch.no_grad():
             inputs = [_hidden(layer(x, **kwargs)) for x in inputs]
@@ -131,10 +136,22 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
         del hessians
         tick(index + 1, len(layers))
     inner.rotary_emb.to("cpu")
-    bits = total_bits / total_weights
+    bits, code = total_bits / total_weights, code_bits / total_weights
     model.save_pretrained(ctx.out)
     ctx.processor.save_pretrained(ctx.out)
-    record = {"method": ctx.recipe.method, "format": "fake", "bits_per_weight": round(bits, 4), **scheme}
+    record = {
+        "method": ctx.recipe.method,
+        "format": "fake",
+        "code_bits_per_weight": round(code, 4),
+        "bits_per_weight": round(bits, 4),
+        **scheme,
+    }
     (ctx.out / "quantization.json").write_text(json.dumps(record, indent=2) + "\n")
-    log.info("%s: %.3f bits per weight (target %g)", ctx.recipe.name, bits, ctx.recipe.weights.bits)
-    return {"backend": "zoo", "bits_per_weight": round(bits, 4)}
+    log.info(
+        "%s: %.3f code bits, %.3f bits per weight with metadata (recipe: %g)",
+        ctx.recipe.name,
+        code,
+        bits,
+        ctx.recipe.weights.bits,
+    )
+    return {"backend": "zoo", "code_bits_per_weight": round(code, 4), "bits_per_weight": round(bits, 4)}

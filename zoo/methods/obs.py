@@ -63,3 +63,20 @@ def uniform(x: Any, bits: int, dim: int = -1) -> Any:
     scale = ((hi - lo) / (2**bits - 1)).clamp(min=1e-8)
     zero = torch.round(-lo / scale)
     return (torch.clamp(torch.round(x / scale) + zero, 0, 2**bits - 1) - zero) * scale
+
+
+def entropy_bits(count: int, total: int) -> float:
+    """Bits to store which ``count`` of ``total`` positions are marked (an ideally coded bitmap)."""
+    import math
+
+    if count in (0, total):
+        return 0.0
+    p = count / total
+    return total * -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def sign(x: Any) -> Any:
+    """+1 / -1 (zero maps to +1, so binarized values never collapse to 0)."""
+    import torch
+
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)

@@ -6,8 +6,8 @@ H' = V H V^T; W' is rounded by LDLQ (the OBS loop of ``obs.py``, equivalent to G
 per-row asymmetric min-max grid at the recipe's bits; the result is rotated back. Not implemented:
 QuIP's diagonal rescaling of W and H before the rotation, and its greedy local-search refinement.
 
-Bits per weight: the recipe's bits for every weight, plus a 16-bit scale and zero point per output
-row; the rotations are regenerated from the seed and cost nothing to store.
+Bits per weight: code bits are the recipe's bits; with metadata, add a 16-bit scale and zero point per
+output row; the rotations are regenerated from the seed and cost nothing to store.
 """
 
 from typing import Any, Literal
@@ -76,7 +76,7 @@ def quantize_weight(w: Any, h: Any, bits: int, seed: int = 0, dampening: float =
         return column
 
     q = obs.quantize(wt, ht, block, dampening=dampening)
-    return Quantized(u.T @ q @ v, float(w.numel() * bits + w.shape[0] * 32))
+    return Quantized(u.T @ q @ v, bits=float(w.numel() * bits + w.shape[0] * 32), code_bits=float(w.numel() * bits))
 
 
 def quantize(ctx: BuildContext) -> dict[str, Any]:
