@@ -1,0 +1,70 @@
+"""Perplexity of the tiny base after every buildable method, at the study's bit widths.
+
+Run: python bench/methods.py [--workdir DIR]. Not a test: it prints a Markdown table (the one in the
+README). Each tiny recipe is built with `zoo build` (skipped when already built in DIR) and measured
+with the study's perplexity protocol on the held-out pydoc text (256-token windows), next to the
+16-bit base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = [
+    *(f"tiny-llama3-{m}-{b}" for m in ("rtn", "gptq", "awq") for b in ("4bit", "3bit", "2bit")),
+    "tiny-llama3-quip-2bit-pc",
+    "tiny-llama3-pbllm-2bit",
+    "tiny-llama3-dbllm-2bit",
+    "tiny-llama3-slimllm-2bit",
+    "tiny-llama3-billm-1.1bit",
+]
+
+
+def ppl(folder: Path, ids: list[int]) -> float:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from zoo.evaluation.perplexity import perplexity
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return perplexity(model, ids, 256).value
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path)
+    args = p.parse_args()
+    from transformers import AutoTokenizer
+
+    from zoo.build import build
+    from zoo.catalog import load
+    from zoo.data.calibration import token_ids
+    from zoo.tiny import corpus
+    from zoo.tiny.bases import builtin_path
+
+    recipes = ROOT / "recipes"
+    base = builtin_path("tiny-llama3")
+    ids = token_ids(corpus.heldout_text(), AutoTokenizer.from_pretrained(base))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        print("| recipe | method | weights | code bits | bits with metadata | pydoc ppl |")
+        print("|---|---|---|---|---|---|")
+        print(f"| tiny-llama3 (16-bit base) | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
+        for name in NAMES:
+            recipe = load(name, recipes)
+            folder = build(recipe, work, recipes, device="cpu").model_dir
+            q = folder / "quantization.json"
+            record = json.loads(q.read_text()) if q.exists() else None
+            g = recipe.weights.group_size
+            weights = f"W{recipe.weights.bits:g} " + ("per channel" if g == "channel" else f"g{g}")
+            code = f"{record['code_bits_per_weight']:.3f}" if record else f"{recipe.weights.bits:g}"
+            total = f"{record['bits_per_weight']:.3f}" if record else f"{recipe.weights.bits + 32 / g:g}"
+            print(f"| {name} | {recipe.method} | {weights} | {code} | {total} | {ppl(folder, ids):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
