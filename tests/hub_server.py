@@ -123,6 +123,12 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return cid, repo.commits[cid]["files"] if cid else {}
 
+    def _read(self, repo_id: str, rev: str) -> tuple[Repo, str, dict[str, Entry]] | None:
+        """The repo and the commit and files ``rev`` names, or None once an error reply is sent."""
+        repo = self._repo(repo_id)
+        found = None if repo is None else self._files(repo, rev)
+        return None if repo is None or found is None else (repo, *found)
+
     # -- routes --------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802
         self._route()
@@ -304,13 +310,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"branches": branches, "tags": tags, "converts": []})
 
     def info(self, query: Any, repo: str, rev: str = "main") -> None:
-        r = self._repo(repo)
-        if r is None:
-            return
-        found = self._files(r, rev)
+        found = self._read(repo, rev)
         if found is None:
             return
-        cid, files = found
+        r, cid, files = found
         self._send(
             200,
             {
@@ -323,15 +326,12 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def tree(self, query: Any, repo: str, rev: str, sub: str | None = None) -> None:
-        r = self._repo(repo)
-        if r is None:
-            return
-        found = self._files(r, rev)
+        found = self._read(repo, rev)
         if found is None:
             return
         prefix = (sub or "").strip("/")
         out = []
-        for p, e in sorted(found[1].items()):
+        for p, e in sorted(found[2].items()):
             if prefix and not p.startswith(prefix + "/"):
                 continue
             item: dict[str, Any] = {"type": "file", "oid": e.oid, "size": len(e.data), "path": p}
@@ -341,13 +341,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, out)
 
     def resolve(self, query: Any, repo: str, rev: str, file: str) -> None:
-        r = self._repo(repo)
-        if r is None:
-            return
-        found = self._files(r, rev)
+        found = self._read(repo, rev)
         if found is None:
             return
-        cid, files = found
+        _, cid, files = found
         if file not in files:
             return self._error(404, "EntryNotFound", f"{file} does not exist on {rev}")
         e = files[file]

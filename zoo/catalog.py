@@ -66,7 +66,7 @@ def validate(paths: list[Path]) -> list[Problem]:
     """Every problem in every file; parent files (under ``_*/``) get the partial check."""
     problems: list[Problem] = []
     for path in paths:
-        if any(part.startswith("_") for part in path.parent.parts[-1:]):
+        if path.parent.name.startswith("_"):
             problems.extend(validate_base(path))
             continue
         try:

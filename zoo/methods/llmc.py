@@ -55,10 +55,6 @@ def scoped(patterns: list[str], scope: str) -> list[str]:
     return [f"re:.*{scope}.*{p.removeprefix('re:.*')}" if p.startswith("re:.*") else p for p in patterns]
 
 
-def _ignore(ctx: BuildContext) -> list[str]:
-    return list(ctx.family.ignore)
-
-
 @contextlib.contextmanager
 def _cpu_safe() -> Iterator[None]:
     """llm-compressor pins cached activations unconditionally; pinning needs an accelerator."""
@@ -125,5 +121,5 @@ def save(ctx: BuildContext, model: Any) -> None:
     if ctx.family.multimodal and qc:
         # llm-compressor lists ignored modules under their in-memory names, which do not match the
         # checkpoint's names on reload; the family's patterns match both.
-        qc["ignore"] = _ignore(ctx)
+        qc["ignore"] = list(ctx.family.ignore)
         config_path.write_text(json.dumps(config, indent=2) + "\n")

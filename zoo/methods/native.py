@@ -38,9 +38,10 @@ class Quantized:
 WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
 
 
-def decoder_layers(model: Any) -> Any:
+def language_model(model: Any) -> Any:
+    """The decoder stack: the model itself, or a multimodal model's language model."""
     inner = model.model
-    return inner.language_model.layers if hasattr(inner, "language_model") else inner.layers
+    return inner.language_model if hasattr(inner, "language_model") else inner
 
 
 def _capture(model: Any, layers: Any, windows: list[list[int]], device: str) -> tuple[list[Any], dict[str, Any]]:
@@ -104,9 +105,9 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
     model = ctx.load_model()
     model.config.use_cache = False
     dev = ctx.device
-    layers = decoder_layers(model)
+    inner = language_model(model)
+    layers = inner.layers
     # everything before the first layer (embeddings, rotary) computes on the device
-    inner = model.model.language_model if hasattr(model.model, "language_model") else model.model
     for m in (inner.embed_tokens, inner.rotary_emb):
         m.to(dev)
     inputs, kwargs = _capture(model, layers, ctx.calibration.windows, dev)

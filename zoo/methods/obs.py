@@ -54,15 +54,26 @@ def quantize(w: Any, h: Any, block_quantizer: BlockFn, block_size: int = 128, da
     return q
 
 
+def _grid(x: Any, bits: int, dim: int) -> tuple[Any, Any, int]:
+    """Scale and zero point of the asymmetric min-max grid along ``dim`` (the range always holds 0)."""
+    lo, hi = x.amin(dim=dim, keepdim=True).clamp(max=0), x.amax(dim=dim, keepdim=True).clamp(min=0)
+    top = 2**bits - 1
+    scale = ((hi - lo) / top).clamp(min=1e-8)
+    return scale, (-lo / scale).round(), top
+
+
 def uniform(x: Any, bits: int, dim: int = -1) -> Any:
     """Asymmetric min-max round-to-nearest along ``dim`` (the study's RTN grid)."""
-    import torch
+    scale, zero, top = _grid(x, bits, dim)
+    return ((x / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
 
-    lo = torch.minimum(x.amin(dim=dim, keepdim=True), torch.zeros(1, device=x.device))
-    hi = torch.maximum(x.amax(dim=dim, keepdim=True), torch.zeros(1, device=x.device))
-    scale = ((hi - lo) / (2**bits - 1)).clamp(min=1e-8)
-    zero = torch.round(-lo / scale)
-    return (torch.clamp(torch.round(x / scale) + zero, 0, 2**bits - 1) - zero) * scale
+
+def row_grid(w: Any, bits: int) -> Callable[[Any], Any]:
+    """Round a column onto the per-row min-max grid fixed by ``w`` [rows, cols] (OBS loops round
+    column by column, so the grid is set once from the weights the block starts with)."""
+    scale, zero, top = _grid(w, bits, dim=1)
+    scale, zero = scale.squeeze(1), zero.squeeze(1)
+    return lambda col: ((col / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
 
 
 def entropy_bits(count: int, total: int) -> float:

@@ -44,7 +44,6 @@ def quantize_weight(w: Any, h: Any, fraction: float, group: int = 128, salient_b
 
     rows = w.shape[0]
     stats = {"salient": 0, "meta": 0.0}
-    top = 2**salient_bits - 1
 
     def block(w1: Any, h1: Any, first: int) -> Any:
         score = w1**2 / torch.diag(h1).unsqueeze(0) ** 2
@@ -54,15 +53,12 @@ def quantize_weight(w: Any, h: Any, fraction: float, group: int = 128, salient_b
             mask.view(-1)[torch.topk(score.view(-1), k).indices] = True
         keep = ~mask
         alpha = (w1.abs() * keep).sum(1) / keep.sum(1).clamp(min=1)
-        lo, hi = w1.amin(1).clamp(max=0), w1.amax(1).clamp(min=0)
-        scale = ((hi - lo) / top).clamp(min=1e-8)
-        zero = (-lo / scale).round()
+        grid = obs.row_grid(w1, salient_bits)
         stats["salient"] += k
         stats["meta"] += obs.entropy_bits(k, w1.numel()) + rows * 48
 
         def column(i: int, col: Any) -> Any:
-            salient = ((col / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
-            return torch.where(mask[:, i], salient, alpha * obs.sign(col))
+            return torch.where(mask[:, i], grid(col), alpha * obs.sign(col))
 
         return column
 

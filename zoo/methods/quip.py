@@ -63,17 +63,10 @@ def quantize_weight(w: Any, h: Any, bits: int, seed: int = 0, dampening: float =
 
     u, v = rotation(w.shape[0], seed, w.device), rotation(w.shape[1], seed + 1, w.device)
     wt, ht = u @ w @ v.T, v @ h @ v.T
-    lo = wt.amin(dim=1).clamp(max=0)
-    hi = wt.amax(dim=1).clamp(min=0)
-    scale = ((hi - lo) / (2**bits - 1)).clamp(min=1e-8)
-    zero = (-lo / scale).round()
-    top = 2**bits - 1
+    grid = obs.row_grid(wt, bits)  # per channel: one grid for the whole row, fixed before rounding
 
     def block(w1: Any, h1: Any, first: int) -> Any:
-        def column(i: int, col: Any) -> Any:
-            return ((col / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
-
-        return column
+        return lambda i, col: grid(col)
 
     q = obs.quantize(wt, ht, block, dampening=dampening)
     return Quantized(u.T @ q @ v, bits=float(w.numel() * bits + w.shape[0] * 32), code_bits=float(w.numel() * bits))

@@ -67,16 +67,8 @@ def quantize_weight(w: Any, h: Any, bits: int, group: int = 128, dampening: floa
     alloc = allocate(w, h, bits, group, dampening)
 
     def block(w1: Any, h1: Any, first: int) -> Any:
-        b = alloc[first // group]
-        top = 2**b - 1
-        lo, hi = w1.amin(1).clamp(max=0), w1.amax(1).clamp(min=0)
-        scale = ((hi - lo) / top).clamp(min=1e-8)
-        zero = (-lo / scale).round()
-
-        def column(i: int, col: Any) -> Any:
-            return ((col / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
-
-        return column
+        grid = obs.row_grid(w1, alloc[first // group])
+        return lambda i, col: grid(col)
 
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
     code = float(sum(alloc) * group * w.shape[0])
