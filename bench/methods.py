@@ -21,6 +21,8 @@ NAMES = [
     "tiny-llama3-dbllm-2bit",
     "tiny-llama3-slimllm-2bit",
     "tiny-llama3-billm-1.1bit",
+    "tiny-llama3-qlora-4bit",
+    "tiny-llama3-irqlora-4bit",
 ]
 
 
@@ -29,14 +31,16 @@ def ppl(folder: Path, ids: list[int]) -> float:
     from transformers import AutoModelForCausalLM
 
     from zoo.evaluation.perplexity import perplexity
+    from zoo.lora.load import is_adapter, load
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = load(folder) if is_adapter(folder) else AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return perplexity(model, ids, 256).value
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path)
+    p.add_argument("--only", nargs="*", help="measure just these recipes")
     args = p.parse_args()
     from transformers import AutoTokenizer
 
@@ -54,11 +58,13 @@ def main() -> None:
         print("| recipe | method | weights | code bits | bits with metadata | pydoc ppl |")
         print("|---|---|---|---|---|---|")
         print(f"| tiny-llama3 (16-bit base) | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
-        for name in NAMES:
+        for name in args.only or NAMES:
             recipe = load(name, recipes)
             folder = build(recipe, work, recipes, device="cpu").model_dir
             q = folder / "quantization.json"
             record = json.loads(q.read_text()) if q.exists() else None
+            if record and record.get("format") == "adapter":  # LoRA: the NF4 base's figures (the adapter adds no bits)
+                record = {"code_bits_per_weight": 4.0, "bits_per_weight": record["quantization"]["bits_per_weight"]}
             g = recipe.weights.group_size
             weights = f"W{recipe.weights.bits:g} " + ("per channel" if g == "channel" else f"g{g}")
             code = f"{record['code_bits_per_weight']:.3f}" if record else f"{recipe.weights.bits:g}"

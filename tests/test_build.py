@@ -149,8 +149,6 @@ def _cli(*args: str) -> tuple[int, str]:
 def test_build_errors_are_one_line(tmp_path: Path, catalog: Path) -> None:
     code, err = _cli("build", "tiny-llama3-gptq-4bti", "--workdir", str(tmp_path))
     assert code == 2 and "did you mean 'tiny-llama3-gptq-4bit'?" in err
-    code, err = _cli("build", "tiny-llama3-qlora-4bit", "--workdir", str(tmp_path))
-    assert code == 3 and "not implemented yet" in err and len(err.strip().splitlines()) == 1
     if not torch.cuda.is_available():
         code, err = _cli("build", "llama3-70b-gptq-3bit", "--workdir", str(tmp_path))
         assert code == 4 and "needs a GPU" in err and "--device cpu" in err

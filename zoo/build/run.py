@@ -158,7 +158,9 @@ def build(
             t = lap("calibration", t)
         torch.manual_seed(recipe.calibration.seed)
         log.info("%s: quantizing with %s on %s", recipe.name, spec.title, dev)
-        ctx = BuildContext(recipe, family, source.path, load_model, processor, calibration, dev, out)
+        ctx = BuildContext(
+            recipe, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, folder / "train"
+        )
         method_info = _quantizer(spec)(ctx)
         del ctx
         t = lap("quantize", t)
@@ -187,5 +189,6 @@ def build(
         "files": files,
     }
     write_json(folder / "build.json", record)
+    shutil.rmtree(folder / "train", ignore_errors=True)  # resumable training state, done with
     log.info("%s: built %s (%.1f MB) in %.1fs", recipe.name, folder / "model", total / 1e6, time.time() - start)
     return BuildResult(recipe.name, "built", folder / "model", folder / "build.json", total, round(time.time() - start, 3))

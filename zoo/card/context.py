@@ -99,7 +99,11 @@ def warnings(recipe: Recipe) -> list[str]:
             "check the numbers above before using this variant."
         )
     if spec.name in ("qlora", "irqlora"):
-        out.append("The study found LoRA fine-tuning does not recover quality below 4 bits.")
+        out.append(
+            "In the study, 4-bit LoRA fine-tuning on Alpaca did not beat plain NF4 on LLaMA3-8B: MMLU 56.7 (QLoRA) and "
+            "57.2 (IR-QLoRA) against 62.5 for NF4 without fine-tuning and 64.8 for FP16; zero-shot average 64.5 and 64.9 "
+            "against 67.3 and 68.6. Below 4 bits it did not recover quality either."
+        )
     if recipe.format == "fake":
         out.append(
             "This is a research checkpoint: weights are stored dequantized in 16-bit, so it has no memory or speed "

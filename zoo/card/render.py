@@ -129,17 +129,24 @@ def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
         tags.append(f"w{recipe.weights.bits:g}a{recipe.activations.bits}")
     results = eval_results(ctx)
     calib = recipe.calibration.dataset
+    adapter = recipe.format == "adapter"  # LoRA releases: an adapter on the base, trained on instruction data
+    datasets = [HUB_DATASETS[calib][1]] if calib in HUB_DATASETS else None
+    if adapter:
+        from zoo.data.instructions import HUB as INSTRUCTIONS
+
+        tuned = recipe.params.get("dataset", "alpaca")
+        datasets = [INSTRUCTIONS[tuned]] if tuned in INSTRUCTIONS else None
     return ModelCardData(
         model_name=recipe.name,
         license=recipe.base.license,
         license_link=recipe.base.license_link,
         base_model=recipe.base.repo_id,  # built-in tiny bases are not on the Hub
-        base_model_relation="quantized" if recipe.base.repo_id else None,
+        base_model_relation=("adapter" if adapter else "quantized") if recipe.base.repo_id else None,
         pipeline_tag=family.pipeline_tag,
-        library_name="transformers",
+        library_name="peft" if adapter else "transformers",
         language=["en"],
         tags=[t for t in tags if t],
-        datasets=[HUB_DATASETS[calib][1]] if calib in HUB_DATASETS else None,
+        datasets=datasets,
         eval_results=results or None,
         quantized_by="zoo",
     )

@@ -94,8 +94,20 @@ def measure(
     start = time.time()
     family = FAMILIES.get(recipe.family)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    auto = getattr(transformers, family.auto_class)
-    model = auto.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
+    from zoo.lora.load import is_adapter
+
+    if is_adapter(model_dir):  # QLoRA / IR-QLoRA: the quantized base plus the adapter, as users load it
+        from zoo.build.load import resolve
+        from zoo.lora.load import load as load_adapter
+
+        if backend == "vllm":
+            raise ZooError(
+                f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf"
+            )
+        model = load_adapter(model_dir, resolve(recipe, recipe_dir).path, device, dtype).base_model.model
+    else:
+        auto = getattr(transformers, family.auto_class)
+        model = auto.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {"perplexity": {}}

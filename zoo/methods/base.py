@@ -57,4 +57,6 @@ class BuildContext:
     processor: Any  # the tokenizer, or the processor for multimodal families
     calibration: Any  # zoo.data.calibration.Calibration, or None for data-free methods
     device: str  # "cuda" or "cpu": where layers are computed
-    out: Path
+    out: Path  # a staging folder, renamed to ``<workdir>/<name>/model`` when the method returns
+    recipe_dir: Path  # where the recipe's relative paths (data files) are resolved
+    state_dir: Path  # survives an interrupted build: resumable state (training checkpoints)
