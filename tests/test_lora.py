@@ -75,7 +75,7 @@ def test_icq_raises_per_block_code_entropy_over_nf4(source: str) -> None:
     assert calibrated.bits_per_weight > nf4.bits_per_weight(64, True)
 
 
-def test_elastic_connection_folds_into_plain_lora_exactly() -> None:
+def test_elastic_connection_matches_the_papers_formula_and_folds_exactly() -> None:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
@@ -85,17 +85,54 @@ def test_elastic_connection_folds_into_plain_lora_exactly() -> None:
         torch.nn.init.normal_(layer.lora_B["default"].lora.weight, std=0.02)
         layer.lora_A["default"].beta.data.fill_(0.3)
         layer.lora_B["default"].beta.data.fill_(-0.2)
-    ids = torch.randint(0, 2000, (2, 32), generator=torch.Generator().manual_seed(3))
     model.eval()
+    # one branch against the formula written out: u = A x + bA * mean over r groups of x; y = s (B u + bB * u repeated)
+    layer = model.base_model.model.model.layers[0].mlp.down_proj
+    x = torch.randn(3, 768, generator=torch.Generator().manual_seed(7))
+    a, b = layer.lora_A["default"], layer.lora_B["default"]
+    u = x @ a.lora.weight.T + 0.3 * x.view(3, 8, 96).mean(-1)
+    expected = layer.scaling["default"] * (u @ b.lora.weight.T - 0.2 * u.repeat_interleave(256 // 8, dim=1))
+    with torch.no_grad():
+        assert torch.allclose(layer(x) - layer.base_layer(x), expected, atol=1e-6)
+    ids = torch.randint(0, 2000, (2, 32), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         elastic = model(input_ids=ids).logits
-        with model.disable_adapter():
-            plain = model(input_ids=ids).logits
         betas = iec.fold(model)
         folded = model(input_ids=ids).logits
-    assert not torch.allclose(elastic, plain, atol=1e-3)  # the shortcuts do change the output
+        for _, layer in iec.lora_layers(model):  # the same LoRA weights without the shortcuts' share
+            layer.lora_A["default"].weight.data -= (
+                0.3
+                * torch.eye(8).repeat_interleave(layer.lora_A["default"].in_features // 8, 1)
+                * 8
+                / layer.lora_A["default"].in_features
+            )
+        unshortcut = model(input_ids=ids).logits
     assert torch.allclose(elastic, folded, atol=1e-5)
+    assert not torch.allclose(elastic, unshortcut, atol=1e-3)  # the shortcuts do change the output
     assert len(betas) == 8 and all(b == pytest.approx([0.3, -0.2]) for b in betas.values())
+
+
+@needs_bnb
+def test_icq_search_picks_what_a_direct_bitsandbytes_search_picks() -> None:
+    """A slow, literal search: each candidate offset, bitsandbytes' own NF4 codes, entropy, first maximum."""
+    import bitsandbytes.functional as F
+
+    w = _tiny_weight()[:4, :256]  # 16 blocks
+    fast = icq.search_tau(w, 64, tau_range=0.1, steps=20)
+    s = icq.scale_constant()
+    for i, block in enumerate(w.reshape(-1, 64)):
+        tau0 = block.median()
+        spread = (block - tau0).abs().max()
+        best, best_h = None, -1.0
+        for f in torch.linspace(-0.1 * s, 0.1 * s, 41):
+            tau = tau0 + f * spread
+            packed, _ = F.quantize_4bit((block - tau).contiguous(), blocksize=64, quant_type="nf4")
+            codes = torch.stack([packed.flatten() // 16, packed.flatten() % 16], 1).flatten()
+            p = torch.bincount(codes.long(), minlength=16).float() / 64
+            h = float(-(p[p > 0] * p[p > 0].log2()).sum())
+            if h > best_h + 1e-6:
+                best, best_h = tau, h
+        assert float(fast[i]) == pytest.approx(float(best), abs=1e-6), i
 
 
 @needs_bnb
@@ -269,3 +306,92 @@ def test_unknown_instruction_dataset_is_a_recipe_error(catalog: Path) -> None:
     )
     problems = validate([catalog / "tiny-bad.yaml"])
     assert len(problems) == 1 and "alpacca" in str(problems[0]) and "builtin" in str(problems[0]), problems
+
+
+def test_ctrl_c_then_rerun_resumes_from_the_command_line(tmp_path: Path, catalog: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write(
+        catalog,
+        "tiny-ctrlc",
+        "name: tiny-ctrlc\nextends: _base/tiny-llama3\nmethod: qlora\nweights: {bits: 4, group_size: 64}\n"
+        "params: {dataset: builtin, rank: 8, steps: 120, batch_size: 2, max_seq_len: 64, save_every: 3}\n",
+    )
+    env = {**os.environ, "ZOO_WORKDIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "zoo", "--recipes", str(catalog), "build", "tiny-ctrlc", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    train = tmp_path / "tiny-ctrlc" / "train"
+    deadline = time.time() + 120
+    while not list(train.glob("checkpoint-*.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1].startswith("error: interrupted;")
+    assert not (tmp_path / "tiny-ctrlc" / "model").exists()
+    checkpoint = max(train.glob("checkpoint-*.pt"))  # a newer one may land just before the old is removed
+    step = int(checkpoint.stem.split("-")[1])
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming from step {step}" in again.stderr
+    record = json.loads((tmp_path / "tiny-ctrlc" / "build.json").read_text())
+    assert record["method"]["resumed_from_step"] == step and record["method"]["steps"] == 120
+
+
+def test_eval_measures_the_adapter_on_its_nf4_base(built, workdir: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+    from zoo.evaluation.run import evaluate
+
+    built("tiny-llama3-qlora-4bit")
+    result = evaluate(load_recipe("tiny-llama3-qlora-4bit", RECIPES), workdir, RECIPES, device="cpu", limit=8)
+    assert {"ppl/pydoc", "mmlu/acc", "zero_shot_avg/acc"} <= result.metrics.keys()
+    data = json.loads(result.eval_json.read_text())
+    base = data["baseline"]["metrics"]["ppl/pydoc"]
+    assert result.metrics["ppl/pydoc"] != base and "ppl/pydoc" in result.recovery
+    args = ["--recipes", str(RECIPES), "eval", "tiny-llama3-qlora-4bit", "--workdir", str(workdir), "--limit", "2"]
+    res = CliRunner().invoke(cli, [*args, "--backend", "vllm"])
+    assert res.exit_code != 0 and "LoRA adapter" in res.stderr and "--backend hf" in res.stderr
+
+
+def test_torch_backend_builds_and_loads_without_bitsandbytes(
+    tmp_path: Path, catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoo.lora.quantized
+    from zoo.lora.load import load
+
+    monkeypatch.setattr(zoo.lora.quantized, "default_backend", lambda: "torch")
+    write(
+        catalog,
+        "tiny-torch",
+        "name: tiny-torch\nextends: _base/tiny-llama3\nmethod: irqlora\nweights: {bits: 4, group_size: 64}\n"
+        "params: {dataset: builtin, rank: 8, steps: 3, batch_size: 2, max_seq_len: 64, tau_steps: 10}\n",
+    )
+    res = build(load_recipe("tiny-torch", catalog), tmp_path, catalog, device="cpu")
+    info = json.loads((res.model_dir / "quantization.json").read_text())
+    assert info["quantization"]["backend"] == "torch" and info["training"]["compute_dtype"] == "float32"
+    model = load(res.model_dir, backend="torch")
+    assert type(model.base_model.model.model.layers[0].mlp.down_proj.base_layer) is torch.nn.Linear
+    out = model.generate(input_ids=torch.tensor([[2040, 100, 200]]), max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == 7
+
+
+@pytest.mark.parametrize(
+    "extra,problem",
+    [
+        ("weights: {bits: 4, group_size: 128}", "blocks of 64"),
+        ("weights: {bits: 4, group_size: channel}", "e.g. 64"),
+        ("weights: {bits: 4, group_size: 64}\nfamily: llava-next\nbase: {builtin: tiny-llava-next}", "text-only"),
+    ],
+)
+def test_lora_recipe_checks(catalog: Path, extra: str, problem: str) -> None:
+    from zoo.catalog import validate
+
+    write(catalog, "tiny-lora", f"name: tiny-lora\nextends: _base/tiny-llama3\nmethod: qlora\n{extra}\n")
+    problems = validate([catalog / "tiny-lora.yaml"])
+    assert any(problem in str(p) for p in problems), problems

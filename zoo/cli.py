@@ -33,6 +33,13 @@ def _errors(fn: F) -> F:
             for line in str(e).splitlines():
                 click.echo(f"error: {line}", err=True)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo(
+                "error: interrupted; nothing half-written was kept; fix: run the same command again (finished stages "
+                "are skipped, LoRA training resumes from its last checkpoint)",
+                err=True,
+            )
+            sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
 

@@ -83,14 +83,14 @@ def load(name: str, recipe_dir: Path) -> Instructions:
 def tokenize(rows: list[dict[str, str]], tokenizer: Any, max_len: int) -> list[tuple[list[int], list[int]]]:
     """(input ids, labels) per row: BOS + prompt + response + EOS, labels -100 on the prompt.
 
-    The prompt keeps at most three quarters of ``max_len`` (QLoRA's 384 + 128 split of 512), the
-    response the rest; rows with nothing left to learn are dropped."""
+    The prompt keeps at most three quarters of ``max_len`` and the response at most the last quarter
+    (QLoRA's 384 + 128 split of 512); rows with nothing left to learn are dropped."""
     out = []
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     for row in rows:
         source = bos + tokenizer(prompt(row), add_special_tokens=False)["input_ids"][: max_len * 3 // 4]
         target = (tokenizer(row["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])[
-            : max_len - len(source)
+            : max_len - max_len * 3 // 4
         ]
         if target:
             out.append((source + target, [-100] * len(source) + target))

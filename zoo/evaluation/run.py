@@ -100,10 +100,6 @@ def measure(
         from zoo.build.load import resolve
         from zoo.lora.load import load as load_adapter
 
-        if backend == "vllm":
-            raise ZooError(
-                f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf"
-            )
         model = load_adapter(model_dir, resolve(recipe, recipe_dir).path, device, dtype).base_model.model
     else:
         auto = getattr(transformers, family.auto_class)
@@ -224,6 +220,8 @@ def evaluate(
     dev = _device(device)
     from zoo.evaluation.harness import check_backend
 
+    if backend == "vllm" and recipe.format == "adapter":
+        raise ZooError(f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf")
     check_backend(backend)
     spec = suite(recipe, limit, batch_size, backend)
     out = folder / "eval.json"

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import ZooError
 from zoo.methods.base import BuildContext
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,29 @@ def _merge(ctx: BuildContext, peft_model: Any, modules: tuple[str, ...], out: Pa
     ctx.processor.save_pretrained(out)
 
 
+def _run_key(recipe: Any, data: dict[str, Any], backend: str, device: str) -> str:
+    """What a training checkpoint must match to be resumed: everything but the checkpoint interval and the merge switch."""
+    raw = recipe.model_dump(mode="json")
+    for k in ("save_every", "merge"):
+        raw["params"].pop(k, None)
+    return hashlib.sha256(json.dumps([raw, data, backend, device], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_rank(model: Any, rank: int) -> None:
+    from zoo.lora.quantized import linears
+
+    for name, lin in linears(model):
+        if lin.in_features % rank or lin.out_features % rank:
+            raise ZooError(
+                f"{name}: LoRA rank {rank} does not divide its {lin.in_features} inputs and {lin.out_features} outputs, "
+                "which information elastic connection needs; fix: params.rank (a power of two) or elastic_connection: false"
+            )
+
+
 def run(ctx: BuildContext, p: Any, calibrate: tuple[float, float] | None, elastic: bool) -> dict[str, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from zoo.build.run import recipe_sha256
     from zoo.data import instructions
     from zoo.lora import iec
     from zoo.lora.quantized import default_backend, quantize_base
@@ -90,11 +109,19 @@ def run(ctx: BuildContext, p: Any, calibrate: tuple[float, float] | None, elasti
     blocksize = int(recipe.weights.group_size)
     dtype = torch.bfloat16 if ctx.device == "cuda" else torch.float32
     tokenizer = getattr(ctx.processor, "tokenizer", ctx.processor)
+    if tokenizer.eos_token_id is None:
+        raise ZooError(
+            f"{recipe.name}: the base's tokenizer has no EOS token, which ends every response; fix: use a base that has one"
+        )
     data = instructions.load(p.dataset, ctx.recipe_dir)
     examples = instructions.tokenize(data.rows, tokenizer, p.max_seq_len)
+    if not examples:
+        raise ZooError(f"{recipe.name}: no usable rows in the instruction data {data.identity['source']}; fix: params.dataset")
     log.info("%s: %d instruction rows (%s), %d usable", recipe.name, len(data.rows), data.identity["source"], len(examples))
     backend = default_backend()
     model = ctx.load_model()
+    if elastic:
+        _check_rank(model, p.rank)  # before the base is quantized: the tau search can take long
     qbase = quantize_base(
         model, blocksize, p.double_quant, ctx.device, dtype, backend,
         calibrate=(float(calibrate[0]), int(calibrate[1])) if calibrate else None,
@@ -111,9 +138,7 @@ def run(ctx: BuildContext, p: Any, calibrate: tuple[float, float] | None, elasti
     peft_model = get_peft_model(model, config)
     if elastic:
         log.info("%s: information elastic connection on %d LoRA branches", recipe.name, iec.attach(peft_model))
-    key = hashlib.sha256(
-        json.dumps([recipe_sha256(recipe), data.identity, backend, ctx.device], sort_keys=True, default=str).encode()
-    ).hexdigest()
+    key = _run_key(recipe, data.identity, backend, ctx.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     result = train(peft_model, examples, p, pad, ctx.device, ctx.state_dir, key, reporter(f"{recipe.name} train"))
     log.info("%s: trained %d steps, loss %.3f -> %.3f", recipe.name, result.steps, result.losses[0], result.losses[-1])

@@ -61,13 +61,13 @@ def load(source: str | Path, base: Path | None = None, device: str = "cpu", dtyp
     if not folder.is_dir():
         from huggingface_hub import snapshot_download
 
-        folder = Path(snapshot_download(str(source)))
+        folder = Path(snapshot_download(str(source), ignore_patterns=["merged/*"]))
     if not is_adapter(folder):
         raise ZooError(f"{source} is not a zoo LoRA release (no adapter_config.json + quantization.json); fix: check the path")
     info = json.loads((folder / "quantization.json").read_text())
     q = info["quantization"]
     path = base or base_path(info["base"]["reference"], info["base"]["revision"])
-    dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+    dtype = dtype or (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
     model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
     taus = read_taus(folder / "icq.safetensors") if q.get("icq") else None
     quantize_base(model, q["blocksize"], q["double_quant"], device, dtype, backend, taus=taus)  # type: ignore[arg-type]

@@ -74,9 +74,9 @@ def _add_offsets(module: Any, tau: Any, blocksize: int) -> None:
     module.register_buffer("zoo_tau", tau, persistent=False)
 
     def hook(mod: Any, args: tuple[Any, ...], out: Any) -> Any:
-        x = args[0]
+        x = args[0].float()
         pooled = x.reshape(*x.shape[:-1], -1, blocksize).sum(-1)
-        return out + (pooled.to(mod.zoo_tau.dtype) @ mod.zoo_tau.T).to(out.dtype)
+        return out + (pooled @ mod.zoo_tau.T).to(out.dtype)
 
     module.register_forward_hook(hook)
 
@@ -116,6 +116,7 @@ def quantize_base(
     import torch
 
     backend = backend or default_backend()
+    model.to(dtype=dtype)  # embeddings, norms and lm_head compute in the same dtype as the NF4 Linears
     targets = linears(model)
     offsets = calibrate is not None or taus is not None
     found: dict[str, nf4.Blockwise8] = {}
@@ -130,6 +131,10 @@ def quantize_base(
         if calibrate is not None:
             cal = icq.quantize(w, blocksize, double_quant, *calibrate)
         elif taus is not None:
+            if name not in taus or taus[name].codes.numel() != w.numel() // blocksize:
+                raise ZooError(
+                    f"icq.safetensors has no offsets for {name} (or the wrong number); fix: download the release again"
+                )
             cal = icq.around(w, taus[name], blocksize, double_quant)
         else:
             cal = None

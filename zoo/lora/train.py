@@ -77,7 +77,10 @@ def _save(folder: Path, step: int, model: Any, optimizer: Any, losses: list[floa
     }
     final = folder / CHECKPOINT.format(step)
     tmp = folder / f".{final.name}.tmp"
-    torch.save(state, tmp)
+    with tmp.open("wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, final)
     for old in folder.glob("checkpoint-*.pt"):
         if old != final:
@@ -90,8 +93,12 @@ def _resume(folder: Path, model: Any, optimizer: Any, key: str) -> tuple[int, li
     path = latest(folder)
     if path is None:
         return 0, []
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("key") != key:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file: torch raises several types
+        log.warning("cannot read %s (%s: %s); starting afresh", path, type(e).__name__, str(e).splitlines()[0][:120])
+        return 0, []
+    if not isinstance(state, dict) or state.get("key") != key:
         log.info("%s belongs to another recipe or data; starting afresh", path)
         return 0, []
     params = _trainable(model)

@@ -35,6 +35,8 @@ class MethodSpec:
     formats: tuple[str, ...] = ("compressed-tensors",)
     builder: str | None = None
     calibrated: bool = True  # needs calibration data (RTN does not)
+    group_sizes: tuple[int, ...] = ()  # when set, the only block sizes the method has (NF4: 64)
+    text_only: bool = False  # implemented for text-only families
     notes: tuple[str, ...] = field(default=())
 
     @property

@@ -35,6 +35,8 @@ SPEC = MethodSpec(
     symmetric=True,
     formats=("adapter",),
     calibrated=False,
+    group_sizes=(64,),  # bitsandbytes' NF4 block, which the stock BitsAndBytesConfig rebuilds
+    text_only=True,
 )
 
 

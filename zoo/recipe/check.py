@@ -88,7 +88,20 @@ def _check_method(file: str, raw: dict[str, Any], out: list[Problem]) -> Any:
         allowed = ", ".join(f"{b:g}" for b in spec.weight_bits)
         out.append(Problem(file, "weights.bits", f"{spec.title} does not support {bits:g}-bit weights", f"use one of {allowed}"))
     if group == "channel" and not spec.per_channel:
-        out.append(Problem(file, "weights.group_size", f"{spec.title} has no per-channel mode", "set a group size, e.g. 128"))
+        example = spec.group_sizes[0] if spec.group_sizes else 128
+        out.append(
+            Problem(file, "weights.group_size", f"{spec.title} has no per-channel mode", f"set a group size, e.g. {example}")
+        )
+    elif spec.group_sizes and group not in spec.group_sizes:
+        sizes = ", ".join(map(str, spec.group_sizes))
+        out.append(
+            Problem(file, "weights.group_size", f"{spec.title} quantizes in blocks of {sizes}", f"set group_size: {sizes}")
+        )
+    family = raw.get("family")
+    if spec.text_only and isinstance(family, str) and family in FAMILIES and FAMILIES.get(family).multimodal:
+        out.append(
+            Problem(file, "method", f"{spec.title} is implemented for text-only families, not {family}", "use a llama3 base")
+        )
     if isinstance(group, int) and not spec.grouped:
         out.append(Problem(file, "weights.group_size", f"{spec.title} quantizes per channel only", "set group_size: channel"))
     acts = raw.get("activations")
