@@ -32,7 +32,8 @@ class BaseSource:
     identity: dict[str, Any]
 
 
-def _download(repo_id: str, revision: str) -> Path:
+def download(repo_id: str, revision: str | None) -> Path:
+    """The base's weight files at ``revision``, with one-line errors for gated / missing / offline."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -71,7 +72,7 @@ def resolve(recipe: Any, recipe_dir: Path) -> BaseSource:
         if not (path / "config.json").exists():
             raise BaseModelError(f"local base {path} has no config.json; fix: base.path must be a saved model folder")
         return BaseSource(path, {"path": str(path)})
-    path = _download(b.repo_id, b.revision)
+    path = download(b.repo_id, b.revision)
     return BaseSource(path, {"repo_id": b.repo_id, "revision": b.revision, "commit": path.name})
 
 

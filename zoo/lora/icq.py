@@ -27,13 +27,10 @@ class Calibrated:
     quantized: nf4.NF4Tensor
     tau: nf4.Blockwise8
 
-    def tau_values(self) -> Any:
-        return self.tau.dequantize()
-
     def dequantize(self, dtype: Any = None) -> Any:
         q = self.quantized
         flat = q.dequantize().flatten()
-        w = (flat + _per_value(self.tau_values().to(flat.device), q.blocksize, flat.numel())).view(q.shape)
+        w = (flat + _per_value(self.tau.dequantize().to(flat.device), q.blocksize, flat.numel())).view(q.shape)
         return w if dtype is None else w.to(dtype)
 
     @property
@@ -76,14 +73,18 @@ def search_tau(w: Any, blocksize: int, tau_range: float, steps: int, chunk: int 
     return out
 
 
+def offsets(w: Any, blocksize: int, tau_range: float, steps: int) -> nf4.Blockwise8:
+    """The offsets as stored (8-bit codes): the weights are quantized around these, not the exact ones."""
+    return nf4.quantize8(search_tau(w, blocksize, tau_range, steps), centre=False)
+
+
 def quantize(w: Any, blocksize: int, double_quant: bool, tau_range: float, steps: int) -> Calibrated:
     """ICQ of ``w``: search the offsets, store them in 8 bits, quantize around the stored values."""
-    tau = nf4.quantize8(search_tau(w, blocksize, tau_range, steps), centre=False)
-    return around(w, tau, blocksize, double_quant)
+    return around(w, offsets(w, blocksize, tau_range, steps), blocksize, double_quant)
 
 
 def around(w: Any, tau: nf4.Blockwise8, blocksize: int, double_quant: bool) -> Calibrated:
-    """NF4 of ``w`` shifted by given stored offsets: what a loader does with the saved ``icq.safetensors``."""
+    """NF4 of ``w`` shifted by given stored offsets (the torch backend's base, and a loader's with ``icq.safetensors``)."""
     flat = w.float().flatten()
     shifted = flat - _per_value(tau.dequantize().to(flat.device), blocksize, flat.numel())
     return Calibrated(nf4.quantize(shifted.view(w.shape), blocksize, double_quant), tau)

@@ -40,11 +40,9 @@ def base_path(reference: str, revision: str | None) -> Path:
         return builtin_path(reference)
     if Path(reference).is_dir():
         return Path(reference)
-    from huggingface_hub import snapshot_download
+    from zoo.build.load import download
 
-    from zoo.build.load import WEIGHT_PATTERNS
-
-    return Path(snapshot_download(reference, revision=revision, allow_patterns=WEIGHT_PATTERNS))
+    return download(reference, revision)
 
 
 def load(source: str | Path, base: Path | None = None, device: str = "cpu", dtype: Any = None, backend: str | None = None) -> Any:

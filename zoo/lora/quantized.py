@@ -65,10 +65,6 @@ def _set(model: Any, name: str, module: Any) -> None:
     setattr(model.get_submodule(parent), child, module)
 
 
-def _tau_matrix(tau: nf4.Blockwise8, shape: tuple[int, int], blocksize: int) -> Any:
-    return tau.dequantize().view(shape[0], shape[1] // blocksize)
-
-
 def _add_offsets(module: Any, tau: Any, blocksize: int) -> None:
     """A forward hook adding ``T x`` where T repeats each block's offset over its 64 inputs."""
     module.register_buffer("zoo_tau", tau, persistent=False)
@@ -128,32 +124,32 @@ def quantize_base(
             raise ZooError(
                 f"{name}: {w.shape[1]} inputs is not a multiple of the block size {blocksize}; fix: weights.group_size"
             )
+        tau = None
         if calibrate is not None:
-            cal = icq.quantize(w, blocksize, double_quant, *calibrate)
+            tau = icq.offsets(w, blocksize, *calibrate)
         elif taus is not None:
             if name not in taus or taus[name].codes.numel() != w.numel() // blocksize:
                 raise ZooError(
                     f"icq.safetensors has no offsets for {name} (or the wrong number); fix: download the release again"
                 )
-            cal = icq.around(w, taus[name], blocksize, double_quant)
-        else:
-            cal = None
+            tau = taus[name]
         bits += nf4.bits_per_weight(blocksize, double_quant, offsets) * w.numel()
         count += w.numel()
         bias = None if lin.bias is None else lin.bias.detach()
         if backend == "bitsandbytes":
-            shifted = w if cal is None else w - cal.tau_values().to(device).repeat_interleave(blocksize).view(w.shape)
+            per_block = None if tau is None else tau.dequantize().to(device).view(w.shape[0], -1)  # [out, in / block]
+            shifted = w if per_block is None else w - per_block.repeat_interleave(blocksize, dim=1)
             new = _bnb_linear(shifted, bias, blocksize, double_quant, dtype, device)
-            if cal is not None:
-                _add_offsets(new, _tau_matrix(cal.tau, tuple(w.shape), blocksize).to(device, torch.float32), blocksize)
+            if per_block is not None:
+                _add_offsets(new, per_block, blocksize)
         else:
             new = torch.nn.Linear(w.shape[1], w.shape[0], bias=bias is not None, device=device, dtype=dtype)
-            q = cal if cal is not None else nf4.quantize(w, blocksize, double_quant)
+            q = nf4.quantize(w, blocksize, double_quant) if tau is None else icq.around(w, tau, blocksize, double_quant)
             new.weight = torch.nn.Parameter(q.dequantize(dtype), requires_grad=False)
             if bias is not None:
                 new.bias = torch.nn.Parameter(bias.to(device, dtype), requires_grad=False)
-        if cal is not None:
-            found[name] = cal.tau
+        if tau is not None:
+            found[name] = tau
         _set(model, name, new)
         del w, lin
         if report:

@@ -33,11 +33,13 @@ def batch_indices(step: int, batch_size: int, rows: int, seed: int) -> list[int]
     """The rows of ``step``'s batch: positions ``step * batch_size ...`` in a stream of per-epoch permutations."""
     import torch
 
+    perms: dict[int, Any] = {}  # a batch spans at most two epochs
     out = []
     for pos in range(step * batch_size, (step + 1) * batch_size):
         epoch, i = divmod(pos, rows)
-        perm = torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        out.append(int(perm[i]))
+        if epoch not in perms:
+            perms[epoch] = torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(int(perms[epoch][i]))
     return out
 
 
