@@ -65,7 +65,7 @@ def test_validate_all_and_failures(catalog: Path) -> None:
     bad = write(catalog, "bad", "name: bad\nextends: _base/tiny-llama3\nmethod: rtn\nweights: {bits: 9}\n")
     worse = write(catalog, "worse", "name: worse\nextends: _base/tiny-llama3\nmethod: awk\nweights: {bits: 4}\n")
     res = CliRunner().invoke(cli, ["validate", str(bad), str(worse)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "bad.yaml: weights.bits: RTN does not support 9-bit weights" in res.stderr
     assert "worse.yaml: method: unknown method 'awk' (fix: did you mean 'awq'?)" in res.stderr
     assert "2 problem(s) in 2 of 2 file(s)" in res.stderr

@@ -11,15 +11,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.errors import RecipeError, UnknownNameError, ZooError, did_you_mean
+from zoo.errors import RecipeError, UnknownNameError, UsageError, did_you_mean
 from zoo.methods import METHODS
 from zoo.recipe import Problem, Recipe, load_recipe, resolve_file
-from zoo.recipe.schema import KEYS
+from zoo.recipe.schema import KEYS, NAME_RULE, valid_name
 
 
 def recipes_dir(explicit: Path | None = None) -> Path:
+    """``--recipes`` when given (it must exist: falling back would silently use another catalog), else the search."""
+    if explicit is not None:
+        if not Path(explicit).is_dir():
+            raise UsageError(f"recipe directory {explicit} does not exist; fix: pass --recipes DIR with the catalog's folder")
+        return Path(explicit)
     candidates = [
-        explicit,
         os.environ.get("ZOO_RECIPES"),
         Path.cwd() / "recipes",
         Path(__file__).parents[1] / "recipes",
@@ -27,9 +31,7 @@ def recipes_dir(explicit: Path | None = None) -> Path:
     for c in candidates:
         if c and Path(c).is_dir():
             return Path(c)
-    if explicit:
-        raise ZooError(f"recipe directory {explicit} does not exist; pass --recipes DIR with the catalog's folder")
-    raise ZooError("no recipes/ directory found; run from the zoo checkout, or set ZOO_RECIPES / --recipes DIR")
+    raise UsageError("no recipes/ directory found; run from the zoo checkout, or set ZOO_RECIPES / --recipes DIR")
 
 
 def recipe_paths(root: Path) -> list[Path]:
@@ -41,6 +43,9 @@ def base_paths(root: Path) -> list[Path]:
 
 
 def find(name: str, root: Path) -> Path:
+    """A catalog recipe by name; a path or any other spelling is refused, so nothing outside the catalog loads."""
+    if not valid_name(name):
+        raise UsageError(f"{name!r} is not a recipe name ({NAME_RULE}); fix: give a name from `zoo list`, not a path")
     path = root / f"{name}.yaml"
     if not path.exists():
         raise UnknownNameError("recipe", name, [p.stem for p in recipe_paths(root)])
@@ -62,17 +67,23 @@ def validate_base(path: Path) -> list[Problem]:
     return problems
 
 
-def validate(paths: list[Path]) -> list[Problem]:
-    """Every problem in every file; parent files (under ``_*/``) get the partial check."""
+def validate(paths: list[Path], strict: bool = False) -> list[Problem]:
+    """Every problem in every file; parent files (under ``_*/``) get the partial check; ``strict`` adds
+    what a release needs (bases pinned to a commit)."""
+    from zoo.recipe.check import strict_problems
+
     problems: list[Problem] = []
     for path in paths:
         if path.parent.name.startswith("_"):
             problems.extend(validate_base(path))
             continue
         try:
-            load_recipe(path)
+            recipe = load_recipe(path)
         except RecipeError as e:
             problems.extend(e.problems)  # type: ignore[arg-type]
+            continue
+        if strict:
+            problems.extend(strict_problems(path, recipe))
     return problems
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -24,22 +25,35 @@ from zoo.errors import ZooError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what CI runners send on cancel), unwound like Ctrl-C so staging folders are removed."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def _errors(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import signal
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return fn(*args, **kwargs)
         except ZooError as e:
             for line in str(e).splitlines():
                 click.echo(f"error: {line}", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            what = "terminated" if isinstance(e, Terminated) else "interrupted"
             click.echo(
-                "error: interrupted; nothing half-written was kept; fix: run the same command again (finished stages "
-                "are skipped, LoRA training resumes from its last checkpoint)",
+                f"error: {what}; nothing half-written was kept and earlier results are intact; fix: run the same command "
+                "again (finished stages are skipped, LoRA training resumes from its last checkpoint)",
                 err=True,
             )
-            sys.exit(130)
+            sys.exit(143 if isinstance(e, Terminated) else 130)
 
     return wrapper  # type: ignore[return-value]
 
@@ -53,7 +67,16 @@ def _root(ctx: click.Context) -> Path:
 workdir_option = click.option(
     "--workdir", type=click.Path(path_type=Path), help="Where builds live (default: $ZOO_WORKDIR or ./work)."
 )
-device_option = click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "cpu"]),
+    default="auto",
+    show_default=True,
+    help="Where to compute: auto takes CUDA when visible (else the CPU, for tiny bases only); cpu forces the CPU.",
+)
+wait_option = click.option(
+    "--wait", is_flag=True, help="If another zoo process holds this recipe, wait for it instead of exiting 12."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,14 +94,17 @@ def cli(ctx: click.Context, recipes: Path | None, verbose: int, quiet: bool) -> 
         stream=sys.stderr,
     )
     logging.getLogger("zoo").setLevel(logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
-    if not verbose:  # lm-eval warns about its own defaults on every run
+    if not verbose:  # lm-eval warns about its own defaults on every run; torch.fx about an API rename
         logging.getLogger("lm_eval").setLevel(logging.ERROR)
+        logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
     # Backends (imported later, inside commands) read these once: keep their logs quiet unless asked,
     # and draw progress bars only on a terminal.
     os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "INFO" if verbose else "ERROR")
     if not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from zoo.progress import bars_to_log
+
+        bars_to_log()
     ctx.obj = {"recipes": recipes}
 
 
@@ -138,23 +164,24 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Also require what a release needs: Hub bases pinned to a commit.")
 @click.pass_context
 @_errors
-def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
-    """Check recipe files (default: the whole catalog) and report every problem at once."""
+def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool) -> None:
+    """Check recipe files (default: the whole catalog) and report every problem at once (exit 2 if any)."""
     from zoo.catalog import base_paths, recipe_paths
     from zoo.catalog import validate as check
 
     if not paths:
         root = _root(ctx)
         paths = (*base_paths(root), *recipe_paths(root))
-    problems = check(list(paths))
+    problems = check(list(paths), strict)
     for p in problems:
         click.echo(str(p), err=True)
     bad = len({os.path.realpath(p.file) for p in problems})
     if problems:
         click.echo(f"{len(problems)} problem(s) in {bad} of {len(paths)} file(s)", err=True)
-        sys.exit(1)
+        sys.exit(2)
     click.echo(f"{len(paths)} file(s) valid")
 
 
@@ -163,12 +190,22 @@ def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @workdir_option
 @device_option
 @click.option("--force", is_flag=True, help="Rebuild even if an identical build is finished.")
-@click.option("--host-memory", type=float, help="GB of host RAM for weights; the rest spills to disk.")
+@click.option(
+    "--host-memory", type=click.FloatRange(min=0, min_open=True), help="GB of host RAM for weights; the rest spills to disk."
+)
+@wait_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line.")
 @click.pass_context
 @_errors
 def build_cmd(
-    ctx: click.Context, name: str, workdir: Path | None, device: str, force: bool, host_memory: float | None, as_json: bool
+    ctx: click.Context,
+    name: str,
+    workdir: Path | None,
+    device: str,
+    force: bool,
+    host_memory: float | None,
+    wait: bool,
+    as_json: bool,
 ) -> None:
     """Quantize recipe NAME into <workdir>/NAME/model with a build.json manifest."""
     from zoo.build import build
@@ -177,7 +214,7 @@ def build_cmd(
 
     root = _root(ctx)
     memory = int(host_memory * 1e9) if host_memory else None
-    result = build(load(name, root), default_workdir(workdir), root, device, force, memory)
+    result = build(load(name, root), default_workdir(workdir), root, device, force, memory, wait)
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
@@ -189,11 +226,14 @@ def build_cmd(
 @click.argument("name")
 @workdir_option
 @device_option
-@click.option("--limit", type=int, help="At most N items per task and N perplexity windows (recorded as such).")
-@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="At most N items per task and N perplexity windows (recorded as such)."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Items per forward pass.")
 @click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True, help="lm-eval model backend.")
 @click.option("--force", is_flag=True, help="Re-measure even if eval.json is current.")
 @click.option("--allow-regression", is_flag=True, help="Exit 0 even when the recovery gate fails.")
+@wait_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line.")
 @click.pass_context
 @_errors
@@ -207,6 +247,7 @@ def eval_cmd(
     backend: str,
     force: bool,
     allow_regression: bool,
+    wait: bool,
     as_json: bool,
 ) -> None:
     """Measure built recipe NAME and its 16-bit base; write <workdir>/NAME/eval.json."""
@@ -215,7 +256,9 @@ def eval_cmd(
     from zoo.workdir import workdir as default_workdir
 
     root = _root(ctx)
-    r = evaluate(load(name, root), default_workdir(workdir), root, device, limit, batch_size, force, allow_regression, backend)
+    r = evaluate(
+        load(name, root), default_workdir(workdir), root, device, limit, batch_size, force, allow_regression, backend, wait
+    )
     if as_json:
         click.echo(
             json.dumps(
@@ -357,4 +400,17 @@ def matrix_cmd(ctx: click.Context, changed_since: str | None, family: str | None
 
 
 def main() -> None:
-    cli(prog_name="zoo")
+    """The console script: click's own usage errors become one ``error:`` line (exit 2), like zoo's."""
+    try:
+        rc = cli.main(prog_name="zoo", standalone_mode=False)
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "zoo"
+        click.echo(f"error: {e.format_message().rstrip('.')}; fix: see `{where} --help`", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("error: interrupted; fix: run the same command again", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

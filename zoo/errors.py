@@ -36,6 +36,85 @@ class UnknownNameError(ZooError):
         super().__init__(f"unknown {kind} {name!r}{did_you_mean(name, known)}")
 
 
+# One class per exit code (the README's table lists them). Modules raise these; none defines its own.
+
+
+class NotBuildableError(ZooError):
+    """The method is in the catalog but has no builder yet."""
+
+    exit_code = 3
+
+
+class NeedsAcceleratorError(ZooError):
+    """The stage needs a CUDA device and none is visible."""
+
+    exit_code = 4
+
+
+class HubError(ZooError):
+    """The Hub (or a base model on it) cannot be reached, or refused a request."""
+
+    exit_code = 5
+
+
+class MissingExtraError(ZooError):
+    """An optional dependency group (``.[gptqmodel]``, ``.[vision]``) is not installed."""
+
+    exit_code = 6
+
+
+class GateError(ZooError):
+    """A metric's recovery fell below the recipe's ``eval.min_recovery``."""
+
+    exit_code = 7
+
+
+class NotReadyError(ZooError):
+    """A stage's input is missing, stale or no longer matches its record: re-run the stage it names."""
+
+    exit_code = 8
+
+
+class TokenError(ZooError):
+    """No Hugging Face token, or one the Hub rejects or that cannot write where asked."""
+
+    exit_code = 9
+
+
+class VerifyError(ZooError):
+    """A download does not match its published manifest, or a remote path is unsafe."""
+
+    exit_code = 10
+
+
+class DiskSpaceError(ZooError):
+    """Not enough free disk for a stage's output; nothing earlier was touched."""
+
+    exit_code = 11
+
+
+class BusyError(ZooError):
+    """Another live process holds this recipe's stage lock."""
+
+    exit_code = 12
+
+
+# Older names, one meaning each.
+BaseModelError = HubError
+NotBuiltError = NotReadyError
+
+
+class UsageError(ZooError):
+    """A bad command-line value or a bad template/task-data setting: fix the input."""
+
+    exit_code = 2
+
+
+CardError = UsageError
+TaskDataError = UsageError
+MissingVisionExtra = MissingExtraError
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """A suffix like ``; did you mean 'gptq'?`` or the list of valid names when nothing is close."""
     known = sorted(known)

@@ -1,28 +1,88 @@
 """The work directory: one folder per recipe holding each stage's output and its JSON record.
 
-``<workdir>/<name>/model/`` and ``build.json`` come from ``zoo build``; later stages add theirs beside
-them. Every write here is atomic (temporary name, then rename), so a crash never leaves a file or a
-folder that looks finished, and a stage can trust what it finds.
+``Layout`` is the one owner of every path under ``<workdir>/<name>/``: ``model/`` and ``build.json``
+from ``zoo build``, ``eval.json``, ``card/``, and the lock. Every write here is atomic (temporary
+name, then rename), so a crash never leaves a file or a folder that looks finished, and a stage can
+trust what it finds once ``check_build`` has compared the checkpoint with its record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from zoo.errors import DiskSpaceError, NotReadyError, UsageError
 
 DEFAULT = Path("work")
 
 
 def workdir(explicit: Path | None = None) -> Path:
-    """``--workdir``, else ``$ZOO_WORKDIR``, else ``./work``."""
-    return Path(explicit or os.environ.get("ZOO_WORKDIR") or DEFAULT)
+    """``--workdir``, else ``$ZOO_WORKDIR``, else ``./work``; refused early when it cannot hold builds."""
+    path = Path(explicit or os.environ.get("ZOO_WORKDIR") or DEFAULT)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"workdir {path} is a file, not a folder; fix: pass --workdir with a folder (or remove the file)")
+    probe = path if path.exists() else next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"workdir {path} is not writable; fix: pass --workdir with a folder you can write to")
+    return path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage of recipe ``name`` keeps its output; no other module joins these paths."""
+
+    workdir: Path
+    name: str
+
+    @property
+    def folder(self) -> Path:
+        return self.workdir / self.name
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model"
+
+    @property
+    def build_json(self) -> Path:
+        return self.folder / "build.json"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.folder / "eval.json"
+
+    @property
+    def card(self) -> Path:
+        return self.folder / "card"
+
+    @property
+    def offload(self) -> Path:
+        return self.folder / ".offload"
+
+    @property
+    def train(self) -> Path:
+        return self.folder / "train"
+
+    @property
+    def verified(self) -> Path:
+        """Stat cache of the last full hash check (size, mtime, inode per file)."""
+        return self.folder / ".verified.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.folder / ".zoo.lock"
+
+    @property
+    def baselines(self) -> Path:
+        return self.workdir / "_baselines"
 
 
 def _umask() -> int:
@@ -32,36 +92,63 @@ def _umask() -> int:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def normal_permissions(folder: Path) -> None:
+    """Files written through mkstemp-style APIs (safetensors among them) can be 0600; make them 0644-like."""
+    mode = 0o666 & ~_umask()
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, mode)
 
 
 @contextlib.contextmanager
 def staging(final: Path) -> Iterator[Path]:
-    """A fresh temporary folder beside ``final``; renamed onto it only when the block succeeds."""
+    """A fresh temporary folder beside ``final``; swapped onto it only when the block succeeds.
+
+    The old ``final`` is renamed aside before the new one is renamed in and removed only after, so
+    an interrupt at any point leaves either the old folder or the new one, never neither or a mix."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        normal_permissions(tmp)
+        swap_in(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(new: Path, final: Path) -> None:
+    """Replace folder ``final`` by ``new`` with two renames; the old copy is removed last."""
+    os.chmod(new, 0o777 & ~_umask())  # mkdtemp makes 0700
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, old / final.name)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -82,6 +169,94 @@ def file_manifest(folder: Path) -> list[dict[str, Any]]:
 
 
 def clear_partials(parent: Path) -> None:
-    """Remove leftovers of interrupted stages (``.*.partial-*`` folders)."""
-    for p in parent.glob(".*.partial-*"):
-        shutil.rmtree(p, ignore_errors=True)
+    """Remove leftovers of interrupted stages (``.*.partial-*`` / ``.*.old-*`` folders)."""
+    for pattern in (".*.partial-*", ".*.old-*"):
+        for p in parent.glob(pattern):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _stat_key(p: Path) -> list[int]:
+    st = p.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def remember_verified(layout: Layout, files: list[dict[str, Any]]) -> None:
+    """Record that ``files`` were hashed just now, so later checks only re-hash what changed on disk."""
+    cache = {f["path"]: [f["sha256"], *_stat_key(layout.model / f["path"])] for f in files}
+    write_json(layout.verified, {"files": cache})
+
+
+def check_build(layout: Layout, rehash: bool = False) -> dict[str, Any]:
+    """The build record, after proving the checkpoint on disk still matches it.
+
+    Sizes are always compared; sha256 too, except for files whose size, mtime and inode equal those
+    of the last successful check (``rehash`` ignores that cache: push does, since it publishes)."""
+    name = layout.name
+    record = read_json(layout.build_json)
+    if record is None:
+        if not layout.build_json.exists():
+            raise NotReadyError(f"{name} is not built in {layout.workdir}; fix: zoo build {name}")
+        raise NotReadyError(f"{name}'s build.json in {layout.folder} is unreadable; fix: zoo build {name} --force")
+    files = record.get("files")
+    if not isinstance(files, list):
+        raise NotReadyError(f"{name}'s build.json lists no files; fix: zoo build {name} --force")
+    cache = {} if rehash else (read_json(layout.verified) or {}).get("files", {})
+    fresh = False
+    for f in files:
+        p = layout.model / f["path"]
+        bad = not p.is_file() or p.stat().st_size != f["size"]
+        if not bad and cache.get(f["path"]) != [f["sha256"], *_stat_key(p)]:
+            bad, fresh = sha256_file(p) != f["sha256"], True
+        if bad:
+            raise NotReadyError(f"{name}'s build no longer matches build.json ({f['path']}); fix: zoo build {name} --force")
+    if fresh or rehash:
+        remember_verified(layout, files)
+    return record
+
+
+def check_eval(layout: Layout) -> dict[str, Any] | None:
+    """eval.json when it measured exactly the current build; None when there is none; an error when stale."""
+    ev = read_json(layout.eval_json)
+    if ev is None:
+        return None
+    if ev.get("build_sha256") != sha256_file(layout.build_json):
+        raise NotReadyError(
+            f"{layout.name}'s eval.json measured an earlier build, not the one in build.json; fix: zoo eval {layout.name}"
+        )
+    return ev
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether an exception (an OSError, or a backend's wrapped one such as safetensors') means ENOSPC."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(cause) or "Disk quota exceeded" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def size_text(n: float) -> str:
+    """Bytes as people read them: MB below a GB, GB above."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def check_disk(folder: Path, need_bytes: float, what: str) -> None:
+    """Fail before writing when ``folder``'s filesystem has less than ``need_bytes`` free."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise DiskSpaceError(
+            f"not enough disk space in {folder} for {what}: about {size_text(need_bytes)} needed, {size_text(free)} free; "
+            "fix: free space or use --workdir on a larger disk"
+        )
+
+
+def disk_full(folder: Path, what: str) -> DiskSpaceError:
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    return DiskSpaceError(
+        f"the disk filled up while writing {what} in {folder} ({size_text(free)} free now); nothing was kept and earlier "
+        "results are intact; fix: free space or use --workdir on a larger disk"
+    )

@@ -9,21 +9,14 @@ whole model in host RAM nor on the accelerator: the sequential pipeline onloads 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import BaseModelError
 
 log = logging.getLogger(__name__)
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
-
-
-class BaseModelError(ZooError):
-    """The base model cannot be had: gated, missing, unreachable."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)
@@ -34,8 +27,15 @@ class BaseSource:
 
 def download(repo_id: str, revision: str | None) -> Path:
     """The base's weight files at ``revision``, with one-line errors for gated / missing / offline."""
+    import httpx
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     where = f"{repo_id}@{revision}"
     try:
@@ -50,11 +50,16 @@ def download(repo_id: str, revision: str | None) -> Path:
         raise BaseModelError(
             f"base model {repo_id} not found (or private); fix: correct base.repo_id, or log in with access"
         ) from e
-    except LocalEntryNotFoundError as e:
+    except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", "?")
         raise BaseModelError(
-            f"cannot reach the Hub for {where} and it is not in the HF cache; "
+            f"the Hub refused {where} (HTTP {status}); fix: check base.repo_id / revision and your token's access"
+        ) from None
+    except (LocalEntryNotFoundError, httpx.HTTPError, OSError) as e:
+        raise BaseModelError(
+            f"cannot reach the Hub for {where} ({type(e).__name__}) and it is not in the HF cache; "
             "fix: run where the Hub is reachable once, or point base.path at a local copy"
-        ) from e
+        ) from None
 
 
 def resolve(recipe: Any, recipe_dir: Path) -> BaseSource:
@@ -74,16 +79,6 @@ def resolve(recipe: Any, recipe_dir: Path) -> BaseSource:
         return BaseSource(path, {"path": str(path)})
     path = download(b.repo_id, b.revision)
     return BaseSource(path, {"repo_id": b.repo_id, "revision": b.revision, "commit": path.name})
-
-
-def check_disk(folder: Path, need_bytes: float) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if free < need_bytes:
-        raise ZooError(
-            f"not enough disk space in {folder}: about {need_bytes / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free; "
-            "fix: free space or use --workdir on a larger disk"
-        )
 
 
 def load_model(source: BaseSource, family: Any, host_memory: int | None, offload_dir: Path) -> Any:

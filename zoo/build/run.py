@@ -1,8 +1,10 @@
 """The build stage: recipe -> quantized checkpoint in ``<workdir>/<name>/model`` + ``build.json``.
 
-The checkpoint is written under a temporary name and renamed when complete; ``build.json`` is
-written last, so its presence with the recipe's hash means the build is finished and a rerun skips
-it (``force`` rebuilds). Stage timings, peak memory and every output file's sha256 go into it.
+The checkpoint is written under a temporary name; only when it is complete are the old checkpoint and
+its ``build.json`` replaced (renames, old removed last), so an interrupted ``--force`` rebuild leaves
+the previous good build usable. ``build.json``'s presence with the recipe's hash and matching files
+means the build is finished and a rerun skips it. One process builds a recipe at a time (the recipe
+lock). Stage timings, peak memory and every output file's sha256 go into the record.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,23 +25,28 @@ from typing import Any, Literal
 
 from zoo.build import load as base_loader
 from zoo.build import manifest
-from zoo.errors import ZooError
+from zoo.errors import NeedsAcceleratorError, NotBuildableError, ZooError
 from zoo.families import FAMILIES
+from zoo.lock import stage_lock
 from zoo.methods import METHODS
 from zoo.methods.base import BuildContext
 from zoo.recipe import Recipe
-from zoo.workdir import clear_partials, file_manifest, read_json, staging, write_json
+from zoo.workdir import (
+    Layout,
+    check_disk,
+    clear_partials,
+    disk_full,
+    file_manifest,
+    is_disk_full,
+    normal_permissions,
+    read_json,
+    remember_verified,
+    swap_in,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 TINY_LIMIT_B = 1.0  # bases under a billion parameters build on a CPU without --device cpu
-
-
-class NotBuildableError(ZooError):
-    exit_code = 3
-
-
-class NeedsAcceleratorError(ZooError):
-    exit_code = 4
 
 
 @dataclass(frozen=True)
@@ -62,10 +70,10 @@ def recipe_sha256(recipe: Recipe) -> str:
 def is_built(recipe: Recipe, folder: Path) -> dict[str, Any] | None:
     """The finished build record for this exact recipe, if the checkpoint is still intact."""
     record = read_json(folder / "build.json")
-    if not record or record.get("recipe_sha256") != recipe_sha256(recipe):
+    if not record or record.get("recipe_sha256") != recipe_sha256(recipe) or not isinstance(record.get("files"), list):
         return None
     model = folder / "model"
-    for f in record.get("files", []):
+    for f in record["files"]:
         p = model / f["path"]
         if not p.is_file() or p.stat().st_size != f["size"]:
             return None
@@ -107,10 +115,37 @@ def build(
     device: str = "auto",
     force: bool = False,
     host_memory: int | None = None,
+    wait: bool = False,
 ) -> BuildResult:
     """Quantize ``recipe`` into ``workdir/<name>``; skips a finished identical build unless ``force``."""
+    layout = Layout(workdir, recipe.name)
+    with stage_lock(layout, "build", wait):
+        try:
+            return _build(recipe, layout, recipe_dir, device, force, host_memory)
+        except Exception as e:
+            if is_disk_full(e):
+                raise disk_full(layout.folder, f"{recipe.name}'s checkpoint") from None
+            raise
+        finally:
+            shutil.rmtree(layout.offload, ignore_errors=True)
+
+
+def _needed_bytes(recipe: Recipe, recipe_dir: Path, host_memory: int | None) -> float:
+    """What a build writes at most: the checkpoint (never larger than the 16-bit base), plus offloaded
+    weights past ``host_memory``, with 10% slack."""
+    if recipe.base.builtin:
+        from zoo.tiny.bases import HERE
+
+        weights = float((HERE / "tiny-llama3" / "model.safetensors").stat().st_size)
+    else:
+        weights = recipe.base.parameters * 1e9 * 2
+    offload = max(0.0, weights - host_memory) if host_memory is not None else 0.0
+    return (weights + offload) * 1.1
+
+
+def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force: bool, host_memory: int | None) -> BuildResult:
     start = time.time()
-    folder = workdir / recipe.name
+    folder = layout.folder
     spec = METHODS.get(recipe.method)
     if not spec.buildable:
         buildable = ", ".join(m for m in METHODS.names() if METHODS.get(m).buildable)
@@ -120,12 +155,11 @@ def build(
         )
     done = None if force else is_built(recipe, folder)
     if done:
-        log.info("%s: already built (%s), skipping; --force rebuilds", recipe.name, folder / "build.json")
-        return BuildResult(recipe.name, "skipped", folder / "model", folder / "build.json", done["total_bytes"], 0.0)
+        log.info("%s: already built (%s), skipping; --force rebuilds", recipe.name, layout.build_json)
+        return BuildResult(recipe.name, "skipped", layout.model, layout.build_json, done["total_bytes"], 0.0)
     dev = resolve_device(recipe, device)
-    base_loader.check_disk(folder.parent, recipe.base.parameters * 1e9 * 2 * 1.1)
+    check_disk(folder, _needed_bytes(recipe, recipe_dir, host_memory), f"{recipe.name}'s checkpoint")
     clear_partials(folder)
-    (folder / "build.json").unlink(missing_ok=True)
     timings: dict[str, float] = {}
 
     def lap(stage: str, t0: float) -> float:
@@ -142,11 +176,12 @@ def build(
 
     def load_model() -> Any:
         t0 = time.time()
-        model = base_loader.load_model(source, family, host_memory, folder / ".offload")
+        model = base_loader.load_model(source, family, host_memory, layout.offload)
         lap("load", t0)
         return model
 
-    with staging(folder / "model") as out:
+    out = Path(tempfile.mkdtemp(prefix=".model.partial-", dir=folder))
+    try:
         processor = base_loader.load_processor(source, family)
         t = lap("processor", t)
         calibration = None
@@ -158,37 +193,44 @@ def build(
             t = lap("calibration", t)
         torch.manual_seed(recipe.calibration.seed)
         log.info("%s: quantizing with %s on %s", recipe.name, spec.title, dev)
-        ctx = BuildContext(
-            recipe, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, folder / "train"
-        )
+        ctx = BuildContext(recipe, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, layout.train)
         method_info = _quantizer(spec)(ctx)
         del ctx
         t = lap("quantize", t)
         timings["quantize"] = round(timings["quantize"] - timings.get("load", 0.0), 3)
+        normal_permissions(out)  # safetensors writes 0600; the rest of the checkpoint is 0644
         files = file_manifest(out)
         t = lap("hash", t)
-    shutil.rmtree(folder / ".offload", ignore_errors=True)
-    total = sum(f["size"] for f in files)
-    record = {
-        "name": recipe.name,
-        "zoo_version": manifest.versions()["zoo"],
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "recipe_sha256": recipe_sha256(recipe),
-        "recipe": recipe.model_dump(mode="json"),
-        "base": source.identity,
-        "method": {"name": spec.name, "format": recipe.format, **method_info},
-        "seed": recipe.calibration.seed,
-        "calibration": calibration.identity if calibration else None,
-        "device": dev,
-        "host_memory_limit_bytes": host_memory,
-        "versions": manifest.versions(),
-        "timings_s": {**timings, "total": round(time.time() - start, 3)},
-        "peak_host_rss_bytes": manifest.peak_host_rss(),
-        "gpu": manifest.gpu(),
-        "total_bytes": total,
-        "files": files,
-    }
-    write_json(folder / "build.json", record)
-    shutil.rmtree(folder / "train", ignore_errors=True)  # resumable training state, done with
-    log.info("%s: built %s (%.1f MB) in %.1fs", recipe.name, folder / "model", total / 1e6, time.time() - start)
-    return BuildResult(recipe.name, "built", folder / "model", folder / "build.json", total, round(time.time() - start, 3))
+        shutil.rmtree(layout.offload, ignore_errors=True)
+        total = sum(f["size"] for f in files)
+        record = {
+            "name": recipe.name,
+            "zoo_version": manifest.versions()["zoo"],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recipe_sha256": recipe_sha256(recipe),
+            "recipe": recipe.model_dump(mode="json"),
+            "base": source.identity,
+            "method": {"name": spec.name, "format": recipe.format, **method_info},
+            "seed": recipe.calibration.seed,
+            "calibration": calibration.identity if calibration else None,
+            "device": dev,
+            "host_memory_limit_bytes": host_memory,
+            "versions": manifest.versions(),
+            "timings_s": {**timings, "total": round(time.time() - start, 3)},
+            "peak_host_rss_bytes": manifest.peak_host_rss(),
+            "gpu": manifest.gpu(),
+            "total_bytes": total,
+            "files": files,
+        }
+        # The swap: the old record goes first (a crash now leaves "not built", never an old record over a
+        # new checkpoint), then two renames, then the new record. An old eval.json stays: it names the old
+        # build's hash, so eval, card and push see it is stale.
+        layout.build_json.unlink(missing_ok=True)
+        swap_in(out, layout.model)
+        write_json(layout.build_json, record)
+        remember_verified(layout, files)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(layout.train, ignore_errors=True)  # resumable training state, done with
+    log.info("%s: built %s (%.1f MB) in %.1fs", recipe.name, layout.model, total / 1e6, time.time() - start)
+    return BuildResult(recipe.name, "built", layout.model, layout.build_json, total, round(time.time() - start, 3))

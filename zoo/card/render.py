@@ -16,7 +16,7 @@ from typing import Any
 
 from zoo.card.context import DATASET_NAMES, gather, plot_points
 from zoo.card.plot import plot
-from zoo.errors import ZooError
+from zoo.errors import CardError
 from zoo.families import FAMILIES
 from zoo.recipe import Recipe
 from zoo.workdir import read_json, staging, write_json
@@ -36,9 +36,6 @@ HUB_DATASETS: dict[str, tuple[str, str, str | None, str]] = {
     "mmlu": ("multiple-choice", "cais/mmlu", "all", "test"),
 }
 
-
-class CardError(ZooError):
-    exit_code = 2
 
 
 @dataclass(frozen=True)

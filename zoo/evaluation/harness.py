@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from zoo.errors import ZooError
+from zoo.errors import TaskDataError
 from zoo.evaluation import TASKS
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,6 @@ CATEGORIES = ("stem", "humanities", "social_sciences", "other")
 # split each task reads in lm-eval's definition (the others are switched off)
 SPLIT = {"arc_easy": "test", "arc_challenge": "test", "hellaswag": "validation", "winogrande": "validation", "piqa": "validation"}
 
-
-class TaskDataError(ZooError):
-    exit_code = 2
 
 
 # where lm-eval keeps each task's definition, under lm_eval/tasks/

@@ -18,21 +18,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import GateError, NeedsAcceleratorError, NotBuiltError, UsageError
 from zoo.evaluation import TASKS
 from zoo.families import FAMILIES
+from zoo.lock import stage_lock
 from zoo.recipe import Recipe
-from zoo.workdir import read_json, sha256_file, write_json
+from zoo.workdir import Layout, check_build, read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
-
-
-class NotBuiltError(ZooError):
-    exit_code = 8
-
-
-class GateError(ZooError):
-    exit_code = 7
 
 
 @dataclass(frozen=True)
@@ -165,7 +158,7 @@ def baseline(
     from zoo.build.load import resolve
 
     key = _sha(suite(recipe, limit, batch_size, backend))[:16]
-    path = workdir / "_baselines" / _base_key(recipe) / f"{key}.json"
+    path = Layout(workdir, recipe.name).baselines / _base_key(recipe) / f"{key}.json"
     cached = None if force else read_json(path)
     if cached:
         log.info("%s: 16-bit baseline from %s", recipe.name, path)
@@ -207,24 +200,39 @@ def evaluate(
     force: bool = False,
     allow_regression: bool = False,
     backend: str = "hf",
+    wait: bool = False,
 ) -> EvalResult:
-    folder = workdir / recipe.name
-    build_json = folder / "build.json"
-    if not build_json.exists():
-        raise NotBuiltError(f"{recipe.name} is not built in {workdir}; fix: run `zoo build {recipe.name}` first")
+    """Measure the build and its base into eval.json (atomic), holding the recipe's lock throughout."""
+    layout = Layout(workdir, recipe.name)
+    with stage_lock(layout, "eval", wait):
+        return _evaluate(recipe, layout, recipe_dir, device, limit, batch_size, force, allow_regression, backend)
+
+
+def _evaluate(
+    recipe: Recipe,
+    layout: Layout,
+    recipe_dir: Path,
+    device: str,
+    limit: int | None,
+    batch_size: int,
+    force: bool,
+    allow_regression: bool,
+    backend: str,
+) -> EvalResult:
+    workdir, folder, build_json = layout.workdir, layout.folder, layout.build_json
     from zoo.build.run import recipe_sha256
 
-    build = read_json(build_json) or {}
+    build = check_build(layout)  # a truncated or altered checkpoint stops here, not in a loader
     if build.get("recipe_sha256") != recipe_sha256(recipe):
         raise NotBuiltError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: `zoo build {recipe.name}` again")
     dev = _device(device)
     from zoo.evaluation.harness import check_backend
 
     if backend == "vllm" and recipe.format == "adapter":
-        raise ZooError(f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf")
+        raise UsageError(f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf")
     check_backend(backend)
     spec = suite(recipe, limit, batch_size, backend)
-    out = folder / "eval.json"
+    out = layout.eval_json
     done = None if force else read_json(out)
     key = {"build_sha256": sha256_file(build_json), "suite_sha256": _sha(spec)}
     if done and all(done.get(k) == v for k, v in key.items()):
@@ -252,8 +260,10 @@ def evaluate(
         }
         status = "evaluated"
     failed = gate(recipe, record["recovery"])
-    record["gate"] = {"min_recovery": recipe.eval.min_recovery, "passed": not failed, "failed": list(failed)}
-    write_json(out, record)
+    verdict = {"min_recovery": recipe.eval.min_recovery, "passed": not failed, "failed": list(failed)}
+    if status == "evaluated" or record.get("gate") != verdict:  # a skipped, unchanged eval leaves eval.json as it was
+        record["gate"] = verdict
+        write_json(out, record)
     if failed and not allow_regression:
         raise GateError(
             f"{recipe.name} failed its recovery gate: {'; '.join(failed)}; fix: investigate, or pass --allow-regression"
@@ -267,5 +277,5 @@ def _device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ZooError("--device cuda but no CUDA device is visible; fix: check the driver / CUDA_VISIBLE_DEVICES")
+        raise NeedsAcceleratorError("--device cuda but no CUDA device is visible; fix: check the driver / CUDA_VISIBLE_DEVICES")
     return device

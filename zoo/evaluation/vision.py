@@ -10,12 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import MissingVisionExtra
 from zoo.evaluation import TASKS
-
-
-class MissingVisionExtra(ZooError):
-    exit_code = 6
 
 
 def evaluate(model_dir: Path, tasks: list[str], limit: int | None, batch_size: int, device: str) -> dict[str, Any]:

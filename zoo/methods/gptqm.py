@@ -8,14 +8,13 @@ worker threads and the AWQ_TORCH backend, and it compiles a C++ extension on fir
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import MissingExtraError
 from zoo.methods.base import BuildContext
-
-
-class MissingExtraError(ZooError):
-    exit_code = 6
 
 
 def _import() -> Any:
@@ -41,7 +40,16 @@ def quantize(ctx: BuildContext, config: Any) -> dict[str, Any]:
         {"input_ids": torch.tensor([w]), "attention_mask": torch.ones(1, len(w), dtype=torch.long)}
         for w in ctx.calibration.windows
     ]
-    model.quantize(calib, batch_size=1, backend=backend)
+    # gptqmodel writes per-layer logs into ./logs of the working directory: keep them out of the
+    # user's folder (and out of checkouts, where they were once committed) by working in a scratch dir.
+    scratch = Path(tempfile.mkdtemp(prefix=".gptqmodel-", dir=ctx.out.parent))
+    here = os.getcwd()
+    try:
+        os.chdir(scratch)
+        model.quantize(calib, batch_size=1, backend=backend)
+    finally:
+        os.chdir(here)
+        shutil.rmtree(scratch, ignore_errors=True)
     model.save(str(ctx.out))
     ctx.processor.save_pretrained(ctx.out)  # keep the base's own tokenizer files
     (ctx.out / "quant_log.csv").unlink(missing_ok=True)

@@ -12,16 +12,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.errors import UnknownNameError, ZooError
+from zoo.errors import UnknownNameError, VerifyError
 from zoo.publish.push import HubError
 from zoo.workdir import sha256_file
 
 log = logging.getLogger(__name__)
 METADATA = {"README.md", "build.json", "eval.json", "quality_vs_bits.png", ".gitattributes"}
 
-
-class VerifyError(ZooError):
-    exit_code = 10
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import HubError, NotReadyError, TokenError
 from zoo.recipe import Recipe
 from zoo.workdir import read_json, sha256_file
 
@@ -27,16 +27,7 @@ log = logging.getLogger(__name__)
 KEEP_REMOTE = {".gitattributes"}
 
 
-class TokenError(ZooError):
-    exit_code = 9
 
-
-class HubError(ZooError):
-    exit_code = 5
-
-
-class NotReadyError(ZooError):
-    exit_code = 8
 
 
 @dataclass(frozen=True)

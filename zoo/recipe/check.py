@@ -168,6 +168,40 @@ def _check_names(file: str, path: Path, raw: dict[str, Any], out: list[Problem])
             out.append(Problem(file, f"eval.tasks.{i}", f"{task!r} is a multimodal task", "use it with llava-next only"))
 
 
+def _context(base: dict[str, Any]) -> int | None:
+    if base.get("builtin") in BUILTIN_BASES:
+        cfg = json.loads((TINY_DIR / "tiny-llama3" / "config.json").read_text())  # tiny-llava-next's language model too
+        return int(cfg["max_position_embeddings"])
+    ctx = base.get("context_length")
+    return ctx if isinstance(ctx, int) and not isinstance(ctx, bool) else None
+
+
+def _check_lengths(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
+    """Windows longer than the base's context would be measured on positions it never saw."""
+    ctx = _context(_section(raw, "base"))
+    if ctx is None:
+        return
+    for section in ("calibration", "eval"):
+        seqlen = _section(raw, section).get("seqlen")
+        if isinstance(seqlen, int) and not isinstance(seqlen, bool) and seqlen > ctx:
+            msg = f"{seqlen} is longer than the base's context ({ctx})"
+            out.append(Problem(file, f"{section}.seqlen", msg, f"use at most {ctx}"))
+
+
+def strict_problems(path: Path, recipe: Recipe) -> list[Problem]:
+    """What a release needs beyond validity: a base pinned to a commit, so a rebuild quantizes the same weights."""
+    if recipe.base.pinned:
+        return []
+    return [
+        Problem(
+            str(path),
+            "base.revision",
+            f"{recipe.base.revision!r} is a branch, not a commit: it can move under the same recipe",
+            "pin the 40-hex commit sha (see the repo's history on the Hub)",
+        )
+    ]
+
+
 def _check_dims(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
     weights = _section(raw, "weights")
     group = weights.get("group_size", 128)
@@ -209,6 +243,7 @@ def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]
     _check_names(file, path, raw, out)
     spec = _check_method(file, raw, out)
     _check_dims(file, raw, out)
+    _check_lengths(file, raw, out)
     if out or recipe is None or spec is None:
         return None, out
     family = FAMILIES.get(recipe.family)

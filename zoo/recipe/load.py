@@ -39,6 +39,12 @@ def read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     except FileNotFoundError:
         problems.append(Problem(str(path), "", "file not found"))
         return None
+    except IsADirectoryError:
+        problems.append(Problem(str(path), "", "is a folder, not a recipe file"))
+        return None
+    except UnicodeDecodeError as e:
+        problems.append(Problem(str(path), "", f"not UTF-8 text (byte {e.start})", "save the recipe as UTF-8 YAML"))
+        return None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

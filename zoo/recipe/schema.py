@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Recipe names become folder names, Hub repo names and CI matrix values: data, never paths or code.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
+NAME_RULE = "lower-case letters, digits, '.', '-' and '_', starting with a letter or digit"
+
+
+def valid_name(name: str) -> bool:
+    return bool(NAME_RE.match(name)) and ".." not in name
 
 
 class Strict(BaseModel):
@@ -33,12 +40,19 @@ class BaseSpec(Strict):
     license: str
     license_link: str | None = None
 
+    context_length: int | None = Field(None, gt=0, description="the base's context window, to check sequence lengths")
+
     @field_validator("repo_id")
     @classmethod
     def _repo(cls, v: str | None) -> str | None:
-        if v is not None and not REPO_RE.match(v):
+        if v is not None and (not REPO_RE.match(v) or ".." in v):
             raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
         return v
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the revision is a commit (a branch can move under the same recipe hash)."""
+        return self.repo_id is None or bool(self.revision and SHA_RE.match(self.revision))
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseSpec:
@@ -50,10 +64,19 @@ class BaseSpec(Strict):
         return self
 
 
+def _number(v: Any) -> Any:
+    """Reject non-numbers with one message (pydantic's union error names its internal branches)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("must be a number of bits, such as 4 or 1.1")
+    return v
+
+
 class WeightSpec(Strict):
     bits: int | float = Field(gt=0, le=16)
     group_size: int | Literal["channel"] = 128
     symmetric: bool | None = None
+
+    _bits_number = field_validator("bits", mode="before")(_number)
 
     @field_validator("group_size")
     @classmethod
@@ -65,6 +88,8 @@ class WeightSpec(Strict):
 
 class ActivationSpec(Strict):
     bits: int = Field(gt=0, le=16)
+
+    _bits_number = field_validator("bits", mode="before")(_number)
     dynamic: bool = True
     granularity: Literal["token", "tensor"] = "token"
 
@@ -91,6 +116,20 @@ class HubSpec(Strict):
     org: str = "zoo-models"
     repo_id: str | None = None
     private: bool = False
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo(cls, v: str | None) -> str | None:
+        if v is not None and (not REPO_RE.match(v) or ".." in v):
+            raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
+        return v
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, v: str) -> str:
+        if not REPO_RE.match(f"{v}/x") or ".." in v:
+            raise ValueError(f"{v!r} is not a Hub user or organization name")
+        return v
 
     def resolved_repo_id(self, name: str) -> str:
         return self.repo_id or f"{self.org}/{name}"
@@ -130,6 +169,13 @@ class Recipe(Strict):
     hub: HubSpec = HubSpec()
     card: CardSpec = CardSpec()
     study: StudySpec = StudySpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not valid_name(v):
+            raise ValueError(f"a recipe name is {NAME_RULE}")
+        return v
 
     @property
     def repo_id(self) -> str:
