@@ -1,11 +1,17 @@
-"""zoo card: the golden card, every catalog recipe renders, front matter round-trips, the plot, and
-the table's numbers equal eval.json's."""
+"""zoo card: the golden card, every catalog recipe renders, front matter round-trips, the plot, the
+table's numbers equal eval.json's, and (issue #21) a card never shows numbers of another build, says
+how small or limited its evaluation was, and draws only what was measured or published."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,21 +21,35 @@ from tests.conftest import RECIPES
 from zoo.card import render
 from zoo.card.render import _fmt
 from zoo.catalog import load, recipe_paths
+from zoo.errors import NotReadyError
 from zoo.evaluation.run import evaluate
 from zoo.recipe import Recipe, load_recipe
+from zoo.workdir import sha256_file
 
 GOLDEN = Path(__file__).parent / "golden"
 CATALOG = [load_recipe(p) for p in recipe_paths(RECIPES)]
 
 
-def synthetic(recipe: Recipe, workdir: Path, evaluated: bool = True) -> None:
-    """A fixed build.json and eval.json, as zoo build / zoo eval would write them."""
+def synthetic(
+    recipe: Recipe,
+    workdir: Path,
+    evaluated: bool = True,
+    limit: int | None = None,
+    metrics: dict[str, float] | None = None,
+    base: dict[str, float] | None = None,
+) -> None:
+    """A fixed build.json (over a real 5-byte checkpoint file) and eval.json, as zoo build / zoo eval write them."""
+    from zoo.build.run import recipe_sha256
+    from zoo.evaluation.run import recovery
+
     folder = workdir / recipe.name
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model").mkdir(parents=True, exist_ok=True)
+    weights = folder / "model" / "model.safetensors"
+    weights.write_bytes(b"zoo\x00" + recipe.name[:1].encode())
     build = {
         "name": recipe.name,
         "created": "2026-01-02T03:04:05+00:00",
-        "recipe_sha256": "ab" * 32,
+        "recipe_sha256": recipe_sha256(recipe),
         "device": "cuda",
         "gpu": {"name": "NVIDIA H100 80GB HBM3", "peak_bytes": 21_000_000_000},
         "timings_s": {"total": 1234.5},
@@ -37,26 +57,32 @@ def synthetic(recipe: Recipe, workdir: Path, evaluated: bool = True) -> None:
         "base": {"repo_id": recipe.base.repo_id, "commit": "c" * 40},
         "versions": {"torch": "2.13.0", "transformers": "5.17.0", "zoo": "0.1.0"},
         "calibration": {"tokens_sha256": "d" * 64},
-        "files": [{"path": "model.safetensors", "size": 5, "sha256": "e" * 64}],
+        "files": [{"path": "model.safetensors", "size": weights.stat().st_size, "sha256": sha256_file(weights)}],
         "total_bytes": 5_700_000_000,
     }
     (folder / "build.json").write_text(json.dumps(build))
     if not evaluated:
         return
-    metrics = {f"ppl/{d}": 6.5 + i for i, d in enumerate(recipe.eval.perplexity)}
-    metrics.update({f"{t}/acc": 0.61 + i / 100 for i, t in enumerate(recipe.eval.tasks)})
-    base = {k: (v - 0.4 if k.startswith("ppl/") else v + 0.02) for k, v in metrics.items()}
-    rec = {k: (100 * base[k] / v if k.startswith("ppl/") else 100 * v / base[k]) for k, v in metrics.items()}
+    if metrics is None:
+        metrics = {f"ppl/{d}": 6.5 + i for i, d in enumerate(recipe.eval.perplexity)}
+        metrics.update({f"{t}/acc": 0.61 + i / 100 for i, t in enumerate(recipe.eval.tasks)})
+    if base is None:
+        base = {k: (v - 0.4 if k.startswith("ppl/") else v + 0.02) for k, v in metrics.items()}
     ev = {
         "name": recipe.name,
-        "limit": None,
+        "build_sha256": sha256_file(folder / "build.json"),
+        "limit": limit,
         "device": "cuda",
         "dtype": "bfloat16",
         "batch_size": 8,
         "suite": {"versions": {"lm-eval": "0.4.13"}},
         "metrics": metrics,
+        "details": {
+            "perplexity": {d: {"windows": limit or 140, "seqlen": recipe.eval.seqlen} for d in recipe.eval.perplexity},
+            "tasks": {t: {"samples": min(limit or 10, 10)} for t in recipe.eval.tasks},
+        },
         "baseline": {"metrics": base},
-        "recovery": rec,
+        "recovery": recovery(metrics, base),
     }
     (folder / "eval.json").write_text(json.dumps(ev))
 
@@ -146,15 +172,21 @@ def test_plot_is_a_png_with_every_method(tmp_path: Path) -> None:
 
     assert Image.open(result.plot).size == (640, 400)
     series = json.loads((result.readme.parent / "card.json").read_text())["plot_series"]
-    assert series == sorted(["AWQ", "BiLLM", "DB-LLM", "GPTQ", "PB-LLM", "QuIP", "RTN"])
+    methods = ["AWQ (g128)", "BiLLM (g128)", "DB-LLM (g128)", "GPTQ (g128)", "GPTQ (per channel)", "PB-LLM (g128)"]
+    assert series == sorted([*methods, "QuIP (per channel)", "RTN (g128)", "RTN (per channel)"])
 
 
-def test_card_after_real_build_and_eval(built, workdir: Path) -> None:
+def test_card_after_real_build_and_eval(built, workdir: Path, tmp_path: Path) -> None:
     built("tiny-llama3-gptq-4bit")
     evaluate(load("tiny-llama3-gptq-4bit", RECIPES), workdir, RECIPES, device="cpu", limit=8)
     result = render(load("tiny-llama3-gptq-4bit", RECIPES), CATALOG, workdir)
     text = result.readme.read_text()
     assert "limited to 8 items per task" in text
+    assert "Quick run only (`zoo eval --limit 8`" in text and ", recovering" not in text.split("## Model overview")[0]
+    assert "zoo eval tiny-llama3-gptq-4bit --limit 8" in text and 'tokenizer("The for statement is used to"' in text
+    record = json.loads((result.readme.parent / "card.json").read_text())
+    assert record["build_sha256"] == sha256_file(workdir / "tiny-llama3-gptq-4bit" / "build.json")
+    assert record["eval_sha256"] == sha256_file(workdir / "tiny-llama3-gptq-4bit" / "eval.json")
     ev = json.loads((workdir / "tiny-llama3-gptq-4bit" / "eval.json").read_text())
     rows = table(text)
     assert rows["pydoc topics (held-out) perplexity"][1] == _fmt(ev["metrics"]["ppl/pydoc"])
@@ -162,3 +194,369 @@ def test_card_after_real_build_and_eval(built, workdir: Path) -> None:
     assert re.search(r"\*\*tiny-llama3-gptq-4bit\*\* \(this\) \| GPTQ \| W4 g128 \| [0-9.]+ \|", text)
     again = render(load("tiny-llama3-gptq-4bit", RECIPES), CATALOG, workdir)
     assert again.status == "skipped"
+    # the same build re-recorded (as a rebuild would) without re-evaluating: exit 8 naming zoo eval, old card kept
+    copy = tmp_path / "work"
+    shutil.copytree(workdir / "tiny-llama3-gptq-4bit", copy / "tiny-llama3-gptq-4bit")
+    build_json = copy / "tiny-llama3-gptq-4bit" / "build.json"
+    build_json.write_text(json.dumps(json.loads(build_json.read_text()), indent=1))
+    with pytest.raises(NotReadyError, match="measured an earlier build.*fix: zoo eval tiny-llama3-gptq-4bit") as err:
+        render(load("tiny-llama3-gptq-4bit", RECIPES), CATALOG, copy)
+    assert err.value.exit_code == 8
+    assert (copy / "tiny-llama3-gptq-4bit" / "card" / "README.md").read_text() == text
+
+
+# --- issue #21: never publish numbers that do not belong to the build ---------------------------
+
+
+def card_record(workdir: Path, name: str) -> dict:
+    return json.loads((workdir / name / "card" / "card.json").read_text())
+
+
+def siblings_section(text: str) -> str:
+    return text.split("## Other variants", 1)[1].split("\n## ", 1)[0]
+
+
+def test_card_records_the_hashes_of_what_it_shows(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    render(recipe, CATALOG, tmp_path)
+    record = card_record(tmp_path, recipe.name)
+    assert record["build_sha256"] == sha256_file(tmp_path / recipe.name / "build.json")
+    assert record["eval_sha256"] == sha256_file(tmp_path / recipe.name / "eval.json")
+    other = load("llama3-8b-rtn-4bit", RECIPES)
+    synthetic(other, tmp_path, evaluated=False)
+    render(other, CATALOG, tmp_path)
+    assert card_record(tmp_path, other.name)["eval_sha256"] is None
+
+
+def test_rebuilt_but_not_reevaluated_refuses_and_keeps_the_old_card(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    old = render(recipe, CATALOG, tmp_path).readme.read_text()
+    build_json = tmp_path / recipe.name / "build.json"
+    rebuilt = json.loads(build_json.read_text())
+    rebuilt["created"] = "2026-02-03T04:05:06+00:00"  # a new build of the same checkpoint bytes
+    build_json.write_text(json.dumps(rebuilt))
+    with pytest.raises(NotReadyError, match=r"eval\.json measured an earlier build.*fix: zoo eval llama3-8b-rtn-3bit") as err:
+        render(recipe, CATALOG, tmp_path, force=True)
+    assert err.value.exit_code == 8
+    assert (tmp_path / recipe.name / "card" / "README.md").read_text() == old
+
+
+def test_changed_checkpoint_refuses(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    weights = tmp_path / recipe.name / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[::-1] + b"x")
+    with pytest.raises(NotReadyError, match="no longer matches build.json.*zoo build llama3-8b-rtn-3bit --force"):
+        render(recipe, CATALOG, tmp_path)
+
+
+def test_not_built_refuses(tmp_path: Path) -> None:
+    with pytest.raises(NotReadyError, match="not built.*fix: zoo build llama3-8b-rtn-3bit"):
+        render(load("llama3-8b-rtn-3bit", RECIPES), CATALOG, tmp_path)
+    assert not (tmp_path / "llama3-8b-rtn-3bit").exists()
+
+
+def test_build_of_an_older_recipe_refuses(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    edited = recipe.model_copy(update={"calibration": recipe.calibration.model_copy(update={"samples": 64})})
+    with pytest.raises(NotReadyError, match="older recipe.*fix: zoo build llama3-8b-rtn-3bit"):
+        render(edited, CATALOG, tmp_path)
+
+
+def test_stale_sibling_eval_counts_as_not_evaluated(tmp_path: Path) -> None:
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    sibling = load("tiny-llama3-awq-3bit", RECIPES)
+    synthetic(sibling, tmp_path, metrics={"ppl/pydoc": 77.5, "zero_shot_avg/acc": 0.41}, base={"ppl/pydoc": 50.0})
+    current = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())
+    assert "| 77.5 | 0.41 |" in current
+    build_json = tmp_path / sibling.name / "build.json"
+    build_json.write_text(build_json.read_text() + "\n")  # the sibling was rebuilt; its eval.json is of the old build
+    stale = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())
+    assert "77.5" not in stale and "0.41" not in stale
+    assert re.search(r"\[tiny-llama3-awq-3bit\]\([^)]*\) \| AWQ \| W3 g128 \| 5700 \| not evaluated \| not evaluated \|", stale)
+
+
+def test_card_holds_the_recipe_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    card_render = importlib.import_module("zoo.card.render")  # zoo.card.render the attribute is the function
+
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    seen: list[dict] = []
+    real = card_render.plot
+
+    def spy(*args, **kwargs):
+        seen.append(json.loads((tmp_path / recipe.name / ".zoo.lock").read_text()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(card_render, "plot", spy)
+    render(recipe, CATALOG, tmp_path)
+    assert seen and seen[0]["stage"] == "card" and seen[0]["pid"] == os.getpid()
+    assert not (tmp_path / recipe.name / ".zoo.lock").exists()
+
+
+# --- headline honesty ----------------------------------------------------------------------------
+
+
+def summary(text: str) -> str:
+    return text.split("---\n# ", 1)[1].split("## Model overview", 1)[0]
+
+
+def test_headline_of_a_limited_run_says_quick_run_and_claims_no_recovery(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    metrics = {"ppl/wikitext2": 8.0, "zero_shot_avg/acc": 0.5}
+    synthetic(recipe, tmp_path, limit=2, metrics=metrics, base={"ppl/wikitext2": 8.0, "zero_shot_avg/acc": 0.5})
+    head = summary(render(recipe, CATALOG, tmp_path).readme.read_text())
+    assert "Quick run only (`zoo eval --limit 2`: 2 items per task, 2 perplexity windows), not a full evaluation" in head
+    assert "recovering" not in head and "WikiText2 perplexity 8 against 8 for the 16-bit base (100% on this sample)" in head
+
+
+def test_headline_with_offline_tasks_leads_with_perplexity_and_says_so(tmp_path: Path) -> None:
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    metrics = {"ppl/pydoc": 20.0, "arc_easy/acc": 0.3, "zero_shot_avg/acc": 0.3}
+    synthetic(recipe, tmp_path, metrics=metrics, base={"ppl/pydoc": 19.0, "arc_easy/acc": 0.3, "zero_shot_avg/acc": 0.3})
+    head = summary(render(recipe, CATALOG, tmp_path).readme.read_text())
+    assert "recovering 95% of the 16-bit model's pydoc topics (held-out) perplexity" in head
+    assert "zoo's small offline task files (10 items per task), not the real benchmarks" in head
+    assert "zero-shot average" not in head
+
+
+def test_headline_from_offline_tasks_alone_is_never_a_recovery_claim() -> None:
+    from zoo.card.context import headline, results_rows
+
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    recipe = recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"perplexity": []})})
+    ev = {
+        "limit": None,
+        "metrics": {"zero_shot_avg/acc": 0.3},
+        "baseline": {"metrics": {"zero_shot_avg/acc": 0.3}},
+        "recovery": {"zero_shot_avg/acc": 100.0},
+        "details": {"tasks": {"arc_easy": {"samples": 10}}},
+    }
+    text = headline(recipe, ev, results_rows(ev))
+    assert text is not None and "recovering" not in text
+    assert "On zoo's small offline task files: zero-shot average (acc) 0.3 against 0.3 for the 16-bit base" in text
+
+
+def test_headline_of_a_full_real_run_claims_zero_shot_recovery(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(
+        recipe,
+        tmp_path,
+        metrics={"ppl/wikitext2": 8.0, "zero_shot_avg/acc": 0.6},
+        base={"ppl/wikitext2": 6.0, "zero_shot_avg/acc": 0.68},
+    )
+    head = summary(render(recipe, CATALOG, tmp_path).readme.read_text())
+    assert "**RTN W3 g128 quantization of meta-llama/Meta-Llama-3-8B, recovering 88.24% of the 16-bit model's zero-shot" in head
+    assert "Quick run" not in head and "offline" not in head
+
+
+def test_zero_on_both_sides_says_base_is_zero(tmp_path: Path) -> None:
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    metrics = {"ppl/pydoc": 20.0, "mmlu_humanities/acc": 0.0, "arc_easy/acc": 0.3}
+    synthetic(recipe, tmp_path, metrics=metrics, base={"ppl/pydoc": 19.0, "mmlu_humanities/acc": 0.0, "arc_easy/acc": 0.0})
+    rows = table(render(recipe, CATALOG, tmp_path).readme.read_text())
+    assert rows["mmlu_humanities (acc)"] == ["0", "0", "n/a: base is 0"]
+    assert rows["arc_easy (acc)"][2] == "n/a: base is 0"
+    assert rows["pydoc topics (held-out) perplexity"][2] == _fmt(100 * 19.0 / 20.0)
+
+
+# --- siblings, reproduce, method, prompt -----------------------------------------------------------
+
+
+def test_sibling_table_shows_only_variants_with_data(tmp_path: Path) -> None:
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    section = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Variant")]
+    assert rows == [line for line in rows if "tiny-llama3-gptq-4bit" in line] and len(rows) == 1
+    others = sum(1 for r in CATALOG if r.base_name == "tiny-llama3") - 1
+    assert f"{others} other catalog variants of tiny-llama3 have no build, evaluation or study number here yet" in section
+    assert "missing" not in section and "huggingface.co" not in section
+
+
+def test_sibling_repos_are_linked_only_when_built_here(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    synthetic(load("llama3-8b-rtn-3bit", RECIPES), tmp_path, evaluated=False)
+    section = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())
+    links = re.findall(r"\]\((https://huggingface\.co/[^)]+)\)", section)
+    assert links == ["https://huggingface.co/zoo-models/llama3-8b-rtn-3bit"]
+    assert "| llama3-8b-awq-3bit | AWQ | W3 g128 | not built here | 8.2 (study) | 64.4% (study) |" in section
+    # study-less, unbuilt variants (the -pc grid) are counted, not listed
+    assert "llama3-8b-awq-3bit-pc" not in section and "other catalog variants of meta-llama/Meta-Llama-3-8B" in section
+
+
+def test_reproduce_section_uses_a_checkout(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-irqlora-4bit", RECIPES)
+    synthetic(recipe, tmp_path, limit=4)
+    text = render(recipe, CATALOG, tmp_path).readme.read_text()
+    assert "pip install zoo" not in text
+    section = text.split("## How to reproduce", 1)[1]
+    assert "from a checkout of zoo at version 0.1.0" in section and "pip install -e .\n" in section
+    assert "zoo build llama3-8b-irqlora-4bit\nzoo eval llama3-8b-irqlora-4bit --limit 4 --batch-size 8\nzoo card" in section
+
+
+@pytest.mark.parametrize("name", ["llama3-8b-rtn-3bit", "llama3-8b-gptq-4bit", "tiny-llama3-gptq-4bit"])
+def test_method_row_has_no_nested_brackets(name: str, tmp_path: Path) -> None:
+    from zoo.methods import METHODS
+
+    recipe = load(name, RECIPES)
+    synthetic(recipe, tmp_path)
+    overview = render(recipe, CATALOG, tmp_path).readme.read_text().split("## Model overview", 1)[1].split("\n## ", 1)[0]
+    spec = METHODS.get(recipe.method)
+    assert f"| Method | {spec.title} |" in overview and f"| Method reference | {spec.paper} |" in overview
+    assert not re.search(r"\([^()\n]*\([^()\n]*\)\)", overview)
+
+
+@pytest.mark.parametrize(
+    ("name", "prompt", "not_prompt"),
+    [
+        ("tiny-llama3-gptq-4bit", "The for statement is used to", "The capital of France is"),
+        ("llama3-8b-gptq-4bit", "The capital of France is", "The for statement"),
+    ],
+)
+def test_example_prompt_suits_the_base(name: str, prompt: str, not_prompt: str, tmp_path: Path) -> None:
+    recipe = load(name, RECIPES)
+    synthetic(recipe, tmp_path)
+    text = render(recipe, CATALOG, tmp_path).readme.read_text()
+    assert f'tokenizer("{prompt}", return_tensors="pt")' in text and not_prompt not in text
+
+
+# --- the plot ---------------------------------------------------------------------------------------
+
+
+def test_one_point_draws_no_plot_and_the_card_says_so(tmp_path: Path) -> None:
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    result = render(recipe, CATALOG, tmp_path)
+    text = result.readme.read_text()
+    assert result.plot is None and not (result.readme.parent / "quality_vs_bits.png").exists()
+    assert "No plot: fewer than two weight-only variants of tiny-llama3 have a perplexity here" in text
+    assert "quality_vs_bits.png" not in text
+    assert card_record(tmp_path, recipe.name)["plot"] is None
+
+
+def test_small_gap_is_plotted_as_recovery_on_a_plain_linear_axis(tmp_path: Path) -> None:
+    recipe = load("tiny-llama3-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path, metrics={"ppl/pydoc": 56.34}, base={"ppl/pydoc": 56.25})
+    synthetic(load("tiny-llama3-awq-3bit", RECIPES), tmp_path, metrics={"ppl/pydoc": 56.30}, base={"ppl/pydoc": 56.25})
+    result = render(recipe, CATALOG, tmp_path)
+    assert result.plot is not None and result.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    drawn = card_record(tmp_path, recipe.name)["plot"]
+    assert drawn["y"] == "recovery %" and drawn["scale"] == "linear"
+    lo, hi = drawn["ylim"]
+    assert hi - lo >= 5 and lo < 99.8 and hi > 100  # a 0.16% gap is a small gap, not the whole height
+    assert drawn["yticks"] and all(re.fullmatch(r"[0-9][0-9,]*(\.[0-9]+)?", t) for t in drawn["yticks"])
+    assert drawn["legend"] == ["AWQ (g128)", "GPTQ (g128)", "16-bit base (100%)", "this model (tiny-llama3-gptq-4bit)"]
+    assert "study" not in drawn["title"] and "hollow" not in drawn["title"] and "2 measured by zoo" in drawn["title"]
+    assert "quality_vs_bits.png" in result.readme.read_text()
+
+
+def test_plot_with_study_points_uses_log_for_wide_ranges_and_draws_them_hollow(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-gptq-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    drawn = card_record(tmp_path, recipe.name)["plot"] if render(recipe, CATALOG, tmp_path).plot else None
+    assert drawn is not None and drawn["y"] == "perplexity" and drawn["scale"] == "log"
+    assert drawn["measured"] == 1 and drawn["study"] > 5 and "published by the study (hollow)" in drawn["title"]
+    assert all("e+" not in t and "10^" not in t and "$" not in t for t in drawn["yticks"])
+    assert "16-bit base (measured by zoo)" in drawn["legend"]
+
+
+def test_plot_legend_names_only_what_is_drawn(tmp_path: Path) -> None:
+    from zoo.card.plot import plot
+
+    points = [
+        {"name": "a", "series": "GPTQ (g128)", "bits": 4, "value": 7.0, "recovery": None, "measured": False},
+        {"name": "b", "series": "GPTQ (g128)", "bits": 3, "value": 8.0, "recovery": None, "measured": False},
+    ]
+    drawn = plot(points, "WikiText2", "not-drawn", "base", tmp_path / "p.png")
+    assert drawn is not None and drawn["legend"] == ["GPTQ (g128)"] and drawn["scale"] == "linear"
+    assert drawn["title"].endswith("2 published by the study (hollow)")
+    assert plot(points[:1], "WikiText2", "a", "base", tmp_path / "q.png") is None and not (tmp_path / "q.png").exists()
+
+
+# --- interrupted cards (#20) -----------------------------------------------------------------------
+
+
+def card_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_interrupt_mid_card_keeps_the_previous_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    card_render = importlib.import_module("zoo.card.render")  # zoo.card.render the attribute is the function
+
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    render(recipe, CATALOG, tmp_path)
+    before = card_files(tmp_path / recipe.name / "card")
+
+    def interrupted(ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(card_render, "eval_result_entries", interrupted)  # after README.md and the plot are written
+    with pytest.raises(KeyboardInterrupt):
+        render(recipe, CATALOG, tmp_path, force=True)
+    assert card_files(tmp_path / recipe.name / "card") == before
+    assert sorted(p.name for p in (tmp_path / recipe.name).iterdir()) == [
+        ".verified.json",
+        "build.json",
+        "card",
+        "eval.json",
+        "model",
+    ]
+
+
+SLOW_CARD = """
+import sys, time
+from pathlib import Path
+import importlib
+card_render = importlib.import_module("zoo.card.render")
+from zoo.catalog import load, recipe_paths
+from zoo.recipe import load_recipe
+real = card_render.plot
+def slow(*args, **kwargs):
+    out = real(*args, **kwargs)
+    print("drawn", flush=True)
+    time.sleep(60)
+    return out
+card_render.plot = slow
+root, work = Path(sys.argv[1]), Path(sys.argv[2])
+card_render.render(load("llama3-8b-rtn-3bit", root), [load_recipe(p) for p in recipe_paths(root)], work, force=True)
+"""
+
+
+def test_sigterm_mid_card_keeps_the_previous_card(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    render(recipe, CATALOG, tmp_path)
+    before = card_files(tmp_path / recipe.name / "card")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CARD, str(RECIPES), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "drawn"
+        partial = list((tmp_path / recipe.name).glob(".card.partial-*"))
+        assert partial and (partial[0] / "quality_vs_bits.png").exists()  # the new card was under way
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert card_files(tmp_path / recipe.name / "card") == before
+
+
+def test_limited_run_publishes_no_hub_eval_results(tmp_path: Path) -> None:
+    recipe = load("llama3-8b-rtn-3bit", RECIPES)
+    synthetic(recipe, tmp_path, limit=2)
+    readme = render(recipe, CATALOG, tmp_path).readme
+    assert ModelCard.load(readme).data.eval_results is None
+    assert not (readme.parent / ".eval_results").exists()
+    assert "limited to 2 items per task" in readme.read_text()

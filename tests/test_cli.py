@@ -74,3 +74,26 @@ def test_validate_all_and_failures(catalog: Path) -> None:
 def test_python_dash_m_and_console_script() -> None:
     out = subprocess.run([sys.executable, "-m", "zoo", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.startswith("zoo, version")
+
+
+def test_wheel_ships_card_templates_and_tiny_bases(tmp_path: Path) -> None:
+    """`pip install .` (a wheel, not a checkout) must carry what `zoo card` and the tiny builds read."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: setuptools writes build/ and *.egg-info beside the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("zoo", "cards"):
+        shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(src)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    names = set(zipfile.ZipFile(next(tmp_path.glob("zoo-*.whl"))).namelist())
+    templates = {p.name for p in (ROOT / "cards").glob("*.md.j2")}
+    assert templates and {f"zoo/card/templates/{t}" for t in templates} <= names
+    assert "zoo/tiny/tiny-llama3/model.safetensors" in names

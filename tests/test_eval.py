@@ -138,7 +138,7 @@ def test_malformed_task_file_is_a_clear_error(built, workdir: Path, catalog: Pat
 
 def test_eval_before_build_says_what_to_run(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["--recipes", str(RECIPES), "eval", "tiny-llama3-awq-3bit", "--workdir", str(tmp_path)])
-    assert res.exit_code == 8 and "run `zoo build tiny-llama3-awq-3bit` first" in res.stderr
+    assert res.exit_code == 8 and "fix: zoo build tiny-llama3-awq-3bit" in res.stderr
 
 
 def test_vllm_backend_without_vllm_names_the_fix(built, workdir: Path) -> None:

@@ -275,7 +275,10 @@ def eval_cmd(
         return
     data = json.loads(r.eval_json.read_text())
     base = data["baseline"]["metrics"]
-    rows = [{"metric": k, "base": base.get(k), name: v, "recovery %": r.recovery.get(k)} for k, v in r.metrics.items()]
+    rows = [
+        {"metric": k, "base": base.get(k), name: v, "recovery %": "n/a: base is 0" if base.get(k) == 0 else r.recovery.get(k)}
+        for k, v in r.metrics.items()
+    ]
     click.echo(_table(rows))
     if r.gate_failed:
         click.echo(f"gate failed (allowed): {'; '.join(r.gate_failed)}", err=True)
@@ -285,9 +288,10 @@ def eval_cmd(
 @click.argument("name")
 @workdir_option
 @click.option("--force", is_flag=True, help="Render even if the card is current.")
+@wait_option
 @click.pass_context
 @_errors
-def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool) -> None:
+def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool, wait: bool) -> None:
     """Render the model card of NAME into <workdir>/NAME/card/ (README.md, plot, eval results)."""
     from zoo.card import render
     from zoo.catalog import load, recipe_paths
@@ -296,7 +300,7 @@ def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool) -
 
     root = _root(ctx)
     catalog = [load_recipe(p) for p in recipe_paths(root)]
-    result = render(load(name, root), catalog, default_workdir(workdir), force)
+    result = render(load(name, root), catalog, default_workdir(workdir), force, wait=wait)
     click.echo(f"{result.name}: card {result.status}: {result.readme}")
 
 

@@ -1,8 +1,10 @@
 """Everything a card says, gathered from the recipe, build.json, eval.json and sibling variants.
 
 Nothing here is invented: a number is either read from a stage's JSON (measured by zoo) or from the
-recipe's ``study`` section (published by the paper), and each is labelled as such; a variant not yet
-built or evaluated gets ``None`` and the template says "missing".
+recipe's ``study`` section (published by the paper), and each is labelled as such. The variant's own
+build and eval records come in already checked by the caller (``render``), so a card can never mix
+one build's text with another build's numbers; siblings are read here, and a sibling's eval.json
+that measured an earlier build of it counts as "not evaluated".
 """
 
 from __future__ import annotations
@@ -10,13 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from zoo.card.common import DATASET_NAMES, bits_label, fmt, ppl_name, primary_metric
+from zoo.card.siblings import hidden_count, plot_points, sibling_rows
 from zoo.families import FAMILIES
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
-from zoo.workdir import read_json
 
 STUDY = "Huang et al. 2024, An Empirical Study of LLaMA3 Quantization: From LLMs to MLLMs (arXiv 2404.14047)"
-DATASET_NAMES = {"wikitext2": "WikiText2", "c4": "C4", "ptb": "PTB", "pydoc": "pydoc topics (held-out)"}
+# The built-in tiny bases were trained on CPython's documentation: a general-knowledge prompt would
+# only show them failing at something they were never taught.
+PROMPT_TINY = "The for statement is used to"
+PROMPT_HUB = "The capital of France is"
+ZERO_BASE = "n/a: base is 0"
+
+__all__ = ["DATASET_NAMES", "STUDY", "fmt", "gather", "headline", "metric_label", "plot_points", "results_rows"]
 
 
 def metric_label(key: str) -> str:
@@ -28,66 +37,84 @@ def metric_label(key: str) -> str:
     return f"{group} ({metric})"
 
 
-def _bits_label(r: Recipe) -> str:
-    w = f"W{r.weights.bits:g}"
-    if r.activations:
-        return f"{w}A{r.activations.bits}"
-    return w + ("" if r.weights.group_size == "channel" else f" g{r.weights.group_size}")
-
-
-def _primary(r: Recipe) -> str | None:
-    return f"ppl/{r.eval.perplexity[0]}" if r.eval.perplexity else None
-
-
-def _measured(workdir: Path, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    return read_json(workdir / name / "build.json"), read_json(workdir / name / "eval.json")
-
-
-def sibling_rows(recipe: Recipe, catalog: list[Recipe], workdir: Path) -> list[dict[str, Any]]:
-    """One row per variant of the same base: bits, size, primary perplexity, average accuracy."""
+def results_rows(ev: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The evaluation table; a recovery that cannot exist (base measured 0) says why instead of "missing"."""
+    if not ev:
+        return []
+    base = ev.get("baseline", {}).get("metrics", {})
+    rec = ev.get("recovery", {})
     rows = []
-    primary = _primary(recipe)
-    for r in sorted(catalog, key=lambda x: (x.method, -x.weights.bits, x.name)):
-        if r.base_name != recipe.base_name:
-            continue
-        build, ev = _measured(workdir, r.name)
-        metrics = (ev or {}).get("metrics", {})
-        ppl = metrics.get(primary) if primary else None
-        study_ppl = getattr(r.study, primary.split("/")[1], None) if primary and ppl is None else None
+    for k, v in ev.get("metrics", {}).items():
+        r = rec.get(k)
         rows.append(
             {
-                "name": r.name,
-                "method": METHODS.get(r.method).title,
-                "bits": r.weights.bits,
-                "bits_label": _bits_label(r),
-                "size_mb": build["total_bytes"] / 1e6 if build else None,
-                "ppl": ppl if ppl is not None else study_ppl,
-                "ppl_source": "zoo" if ppl is not None else "study" if study_ppl is not None else None,
-                "avg_acc": metrics.get("zero_shot_avg/acc"),
-                "repo_id": r.repo_id,
-                "this": r.name == recipe.name,
+                "key": k,
+                "label": metric_label(k),
+                "base": base.get(k),
+                "value": v,
+                "recovery": r,
+                "recovery_text": ZERO_BASE if r is None and base.get(k) == 0 else fmt(r),
             }
         )
     return rows
 
 
-def plot_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {"name": r["name"], "method": r["method"], "bits": r["bits"], "value": r["ppl"], "measured": r["ppl_source"] == "zoo"}
-        for r in rows
-        if r["ppl"] is not None and r["ppl"] > 0 and "A" not in r["bits_label"]
-    ]
+def _items_per_task(ev: dict[str, Any]) -> str | None:
+    """The "N items per task" that the harness reported it scored (eval.json ``details.tasks``)."""
+    tasks = (ev.get("details") or {}).get("tasks") or {}
+    counts = sorted({int(d["samples"]) for d in tasks.values() if isinstance(d, dict) and d.get("samples")})
+    if not counts:
+        return None
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{n} item{'' if n == '1' else 's'} per task"
 
 
-def results_rows(ev: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _windows(ev: dict[str, Any]) -> str | None:
+    ppl = (ev.get("details") or {}).get("perplexity") or {}
+    counts = sorted({int(d["windows"]) for d in ppl.values() if isinstance(d, dict) and d.get("windows")})
+    if not counts:
+        return None
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{n} perplexity window{'' if n == '1' else 's'}"
+
+
+def headline(recipe: Recipe, ev: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str | None:
+    """The card's first sentence (markdown), or None when there is nothing measured to say.
+
+    A recovery is claimed only from a full run on real data: a ``--limit`` run or zoo's 10-item
+    offline task files can read 100% by chance, so those are reported as measured values with what
+    they were measured on, and perplexity (a full held-out text unless limited) is preferred."""
     if not ev:
-        return []
-    base = ev.get("baseline", {}).get("metrics", {})
-    rec = ev.get("recovery", {})
-    return [
-        {"key": k, "label": metric_label(k), "base": base.get(k), "value": v, "recovery": rec.get(k)}
-        for k, v in ev.get("metrics", {}).items()
-    ]
+        return None
+    title = f"{METHODS.get(recipe.method).title} {bits_label(recipe)} quantization of {recipe.base_name}"
+    usable = {r["key"]: r for r in rows if r["recovery"] is not None}
+    primary = primary_metric(recipe)
+    limit = ev.get("limit")
+    offline = recipe.eval.task_data is not None and any(not r["key"].startswith("ppl/") for r in rows)
+    order = [primary, "zero_shot_avg/acc"] if limit or offline else ["zero_shot_avg/acc", primary]
+    row = next((usable[k] for k in order if k and k in usable), None)
+    items = _items_per_task(ev)
+    offline_note = (
+        f"Task accuracies come from zoo's small offline task files ({items or 'a few items per task'}), not the real "
+        "benchmarks, and are not comparable with published scores; their recovery figures below only compare this "
+        "variant with its base on those few items."
+        if offline
+        else ""
+    )
+    if row is None:
+        return f"**{title}.** No metric has both a base and a variant value to compare. {offline_note}".rstrip()
+    measured = f"{row['label']} {fmt(row['value'])} against {fmt(row['base'])} for the 16-bit base"
+    if limit:
+        sample = ", ".join(x for x in (items, _windows(ev)) if x) or f"at most {limit} items per task"
+        text = (
+            f"**{title}.** Quick run only (`zoo eval --limit {limit}`: {sample}), not a full evaluation: "
+            f"{measured} ({fmt(row['recovery'])}% on this sample)."
+        )
+    elif offline and not row["key"].startswith("ppl/"):
+        text = f"**{title}.** On zoo's small offline task files: {measured}."
+    else:
+        text = f"**{title}, recovering {fmt(row['recovery'])}% of the 16-bit model's {row['label']}.**"
+    return f"{text} {offline_note}".rstrip()
 
 
 def warnings(recipe: Recipe) -> list[str]:
@@ -117,30 +144,51 @@ def warnings(recipe: Recipe) -> list[str]:
     return out
 
 
-def gather(recipe: Recipe, catalog: list[Recipe], workdir: Path, zoo_version: str) -> dict[str, Any]:
-    build, ev = _measured(workdir, recipe.name)
+def eval_command(name: str, ev: dict[str, Any] | None) -> str:
+    """The ``zoo eval`` line that reproduces eval.json's settings (a quick run stays a quick run)."""
+    cmd = f"zoo eval {name}"
+    if ev and ev.get("limit"):
+        cmd += f" --limit {ev['limit']}"
+    if ev and ev.get("batch_size") not in (None, 1):
+        cmd += f" --batch-size {ev['batch_size']}"
+    return cmd
+
+
+def gather(
+    recipe: Recipe,
+    catalog: list[Recipe],
+    workdir: Path,
+    zoo_version: str,
+    build: dict[str, Any] | None,
+    ev: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The template's context; ``build`` and ``ev`` are this variant's records, already checked."""
     spec = METHODS.get(recipe.method)
     family = FAMILIES.get(recipe.family)
     rows = results_rows(ev)
-    primary = _primary(recipe)
-    headline = next((r for r in rows if r["key"] == "zero_shot_avg/acc" and r["recovery"] is not None), None)
-    headline = headline or next((r for r in rows if r["key"] == primary and r["recovery"] is not None), None)
-    siblings = sibling_rows(recipe, catalog, workdir)
+    primary = primary_metric(recipe)
+    siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
     return {
         "name": recipe.name,
         "recipe": recipe.model_dump(mode="json"),
         "method": {"name": spec.name, "title": spec.title, "paper": spec.paper},
         "family": {"name": family.name, "title": family.title, "multimodal": family.multimodal},
-        "bits_label": _bits_label(recipe),
+        "bits_label": bits_label(recipe),
         "base": {"name": recipe.base_name, "hub": recipe.base.repo_id, "revision": recipe.base.revision},
         "build": build,
         "eval": ev,
+        "offline_tasks": recipe.eval.task_data is not None,
         "results": rows,
-        "headline": headline,
+        "headline": headline(recipe, ev, rows),
         "study": {k: v for k, v in recipe.study.model_dump().items() if v is not None},
         "study_citation": STUDY,
         "siblings": siblings,
+        "siblings_hidden": hidden_count(recipe, catalog, siblings),
+        "ppl_name": ppl_name(recipe),
+        "plot": None,  # set by render once the plot is drawn (fewer than two points: none)
         "warnings": warnings(recipe),
         "zoo_version": zoo_version,
         "repo_id": recipe.repo_id,
+        "prompt": PROMPT_TINY if recipe.base.builtin else PROMPT_HUB,
+        "eval_command": eval_command(recipe.name, ev),
     }

@@ -1,43 +1,135 @@
-"""The card's plot: perplexity against weight bits for every method on the same base, this variant
-marked. Measured values (sibling eval.json files) are solid markers, the study's published values
-hollow ones, so a reader sees at once which points this zoo measured."""
+"""The card's plot: quality against weight bits for the variants of one base, this variant starred.
+
+Honesty rules, since a plot is read at a glance: nothing is drawn from fewer than two points (the card
+says so instead); when every point has a measured recovery the y axis is recovery % of the 16-bit
+base (comparable across bits and methods), otherwise raw perplexity; the axis is linear unless the
+values span more than ``LOG_SPAN`` times, with plain tick labels, and never zoomed in so far that a
+fraction of a percent fills the height; points measured by zoo are filled and the study's hollow;
+the legend names only what is drawn and the title describes only what is drawn.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+LOG_SPAN = 3.0  # max/min beyond which a linear axis would squash the good variants into a line
+MIN_SPAN = 0.05  # the y range covers at least 5% of the values' magnitude
 
-def plot(points: list[dict[str, Any]], metric: str, this: str, out: Path, baseline: float | None = None) -> list[str]:
-    """Write a PNG to ``out``; returns the series drawn (method titles), for tests and alt text."""
+
+def _plain(v: float) -> str:
+    """Tick text a reader takes in at once: 20, 56.3, 1,000,000 (never 5.634x10^1 or 1e+06)."""
+    if v == int(v):
+        return f"{int(v):,}"
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+
+
+def _limits(lo: float, hi: float) -> tuple[float, float]:
+    """A linear range that shows differences at their true relative size."""
+    span = max(hi - lo, MIN_SPAN * max(abs(hi), abs(lo)), 1e-9)
+    mid = (hi + lo) / 2
+    return mid - 0.6 * span, mid + 0.6 * span
+
+
+def plot(
+    points: list[dict[str, Any]], metric: str, this: str, base_name: str, out: Path, baseline: float | None = None
+) -> dict[str, Any] | None:
+    """Write a PNG to ``out`` and describe what it shows; None (and no file) with fewer than two points.
+
+    ``points`` are ``plot_points`` rows: series, bits, value (perplexity), recovery (measured only),
+    measured. ``baseline`` is the 16-bit base's measured perplexity, drawn only on a perplexity axis."""
+    if len(points) < 2:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    recovery = all(p.get("recovery") is not None for p in points)
+    ys = {p["name"]: float(p["recovery"] if recovery else p["value"]) for p in points}
+    reference = 100.0 if recovery else baseline
+    span = [*ys.values(), *([reference] if reference is not None else [])]
+    lo, hi = min(span), max(span)
+    log_axis = lo > 0 and hi / lo > LOG_SPAN
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     series: dict[str, list[dict[str, Any]]] = {}
     for p in points:
-        series.setdefault(p["method"], []).append(p)
-    for method, pts in sorted(series.items()):
+        series.setdefault(p["series"], []).append(p)
+    for name, pts in sorted(series.items()):
         pts = sorted(pts, key=lambda p: p["bits"])
-        line = ax.plot([p["bits"] for p in pts], [p["value"] for p in pts], "-", label=method, alpha=0.8)[0]
-        for p in pts:
-            face = line.get_color() if p["measured"] else "none"
-            ax.plot(p["bits"], p["value"], "o", color=line.get_color(), markerfacecolor=face)
-    if baseline is not None:
-        ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label="16-bit base (measured)")
+        color = None
+        if len(pts) > 1:
+            color = ax.plot([p["bits"] for p in pts], [ys[p["name"]] for p in pts], "-", alpha=0.6)[0].get_color()
+        labelled = False
+        for filled in (True, False):
+            group = [p for p in pts if p["measured"] == filled]
+            if not group:
+                continue
+            kw: dict[str, Any] = {"color": color} if color else {}
+            marker = ax.plot(
+                [p["bits"] for p in group],
+                [ys[p["name"]] for p in group],
+                "o",
+                zorder=3,
+                markerfacecolor=None if filled else "none",
+                label=None if labelled else name,
+                **kw,
+            )[0]
+            color, labelled = marker.get_color(), True
+            if filled:
+                marker.set_markerfacecolor(color)
+    if reference is not None:
+        ref_label = "16-bit base (100%)" if recovery else "16-bit base (measured by zoo)"
+        ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label=ref_label)
     mine = [p for p in points if p["name"] == this]
     if mine:
-        ax.plot(mine[0]["bits"], mine[0]["value"], "*", color="black", markersize=16, label=f"this model ({this})")
+        ax.plot(mine[0]["bits"], ys[this], "*", color="black", markersize=16, zorder=2, label=f"this model ({this})")
+
+    plain = FuncFormatter(lambda v, _pos: _plain(v))
+    if log_axis:
+        ax.set_yscale("log")
+        subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) <= 2 else (1.0,)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(*_limits(lo, hi))
+    ax.yaxis.set_major_formatter(plain)
+    bits = sorted({float(p["bits"]) for p in points})
+    ax.set_xticks(bits)
+    pad = 0.05 * (bits[-1] - bits[0]) + 0.3
+    ax.set_xlim(bits[0] - pad, bits[-1] + pad)
+    ax.xaxis.set_major_formatter(plain)
     ax.set_xlabel("weight bits")
-    ax.set_ylabel(f"{metric} perplexity (log scale)")
-    ax.set_yscale("log")
+    ylabel = "perplexity recovery, % of 16-bit base" if recovery else "perplexity (lower is better)"
+    ax.set_ylabel(ylabel + (", log scale" if log_axis else ""), fontsize=8)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Quality vs bits (filled: measured by zoo, hollow: published by the study)", fontsize=8)
+    legend_box = ax.legend(fontsize=7)
+    n_zoo = sum(1 for p in points if p["measured"])
+    n_study = len(points) - n_zoo
+    parts = [f"{n_zoo} measured by zoo (filled)"] if n_zoo else []
+    parts += [f"{n_study} published by the study (hollow)"] if n_study else []
+    what = "perplexity recovery" if recovery else "perplexity"
+    title = f"{metric} {what} vs weight bits, variants of {base_name}\n{', '.join(parts)}"
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
+    fig.canvas.draw()
+    ylim = [float(v) for v in ax.get_ylim()]
+    yticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and ylim[0] <= t.get_position()[1] <= ylim[1]]
+    legend = [t.get_text() for t in legend_box.get_texts()]
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", metadata={"Software": None})
     plt.close(fig)
-    return sorted(series)
+    return {
+        "series": sorted(series),
+        "y": "recovery %" if recovery else "perplexity",
+        "scale": "log" if log_axis else "linear",
+        "ylim": ylim,
+        "yticks": yticks,
+        "legend": legend,
+        "title": title,
+        "measured": n_zoo,
+        "study": n_study,
+    }

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.card.context import DATASET_NAMES, gather, plot_points
+from zoo.card.common import DATASET_NAMES, fmt, ppl_name, primary_metric
+from zoo.card.context import gather
 from zoo.card.plot import plot
-from zoo.errors import CardError
+from zoo.card.siblings import family, plot_points
+from zoo.errors import CardError, NotReadyError
 from zoo.families import FAMILIES
+from zoo.lock import stage_lock
 from zoo.recipe import Recipe
-from zoo.workdir import read_json, staging, write_json
+from zoo.workdir import Layout, check_build, check_eval, clear_partials, read_json, sha256_file, staging, write_json
 
 log = logging.getLogger(__name__)
 PLOT = "quality_vs_bits.png"
@@ -35,7 +38,7 @@ HUB_DATASETS: dict[str, tuple[str, str, str | None, str]] = {
     "piqa": ("multiple-choice", "ybisk/piqa", None, "validation"),
     "mmlu": ("multiple-choice", "cais/mmlu", "all", "test"),
 }
-
+_fmt = fmt  # the name tests and older callers import
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ class CardResult:
 
 
 def cards_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "cards"
+    """The Jinja templates: ``zoo/card/templates`` links to the checkout's ``cards/`` and is a real folder
+    in an installed wheel, so ``zoo card`` works outside a checkout."""
+    return Path(__file__).resolve().parent / "templates"
 
 
 def environment(folder: Path | None = None) -> Any:
@@ -62,19 +67,15 @@ def environment(folder: Path | None = None) -> Any:
     )
 
 
-def _fmt(v: Any) -> str:
-    """How every number appears in a card (tests compare the table with eval.json through this)."""
-    if v is None:
-        return "missing"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.2e}"
-    return str(v)
-
-
 def eval_results(ctx: dict[str, Any]) -> list[Any]:
-    """model-index entries for metrics measured on real benchmarks (never for zoo's offline files)."""
+    """model-index entries for metrics measured on real benchmarks (never for zoo's offline files).
+
+    A ``--limit`` run publishes nothing here: the Hub shows these numbers on leaderboards next to
+    full evaluations, with no room for the caveat the card's text carries."""
     from huggingface_hub import EvalResult
 
+    if (ctx["eval"] or {}).get("limit"):
+        return []
     offline_tasks = ctx["recipe"]["eval"]["task_data"] is not None
     out = []
     for row in ctx["results"]:
@@ -149,22 +150,42 @@ def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
     )
 
 
-def _inputs_sha(recipe: Recipe, workdir: Path, template: Path) -> str:
+def _inputs_sha(recipe: Recipe, catalog: list[Recipe], workdir: Path, template: Path, version: str) -> str:
+    """Everything the card reads: a sibling evaluated (or rebuilt) since changes the card too."""
     h = hashlib.sha256(recipe.model_dump_json().encode())
-    for p in (workdir / recipe.name / "build.json", workdir / recipe.name / "eval.json"):
-        h.update(p.read_bytes() if p.exists() else b"-")
+    h.update(version.encode())
+    for r in family(recipe, catalog):
+        for p in (Layout(workdir, r.name).build_json, Layout(workdir, r.name).eval_json):
+            h.update(p.name.encode() + (p.read_bytes() if p.is_file() else b"-"))
     for p in sorted(template.parent.glob("*.j2")):
         h.update(p.read_bytes())
     return h.hexdigest()
 
 
+def _check_recipe(recipe: Recipe, layout: Layout, build: dict[str, Any]) -> None:
+    """The card prints the recipe next to the build's numbers: they must be the same recipe."""
+    from zoo.build.run import recipe_sha256
+
+    if build.get("recipe_sha256") != recipe_sha256(recipe):
+        raise NotReadyError(
+            f"{recipe.name}: the build in {layout.folder} is of an older recipe, so its card would describe a recipe "
+            f"it was not built from; fix: zoo build {recipe.name}"
+        )
+
+
 def render(
-    recipe: Recipe, catalog: list[Recipe], workdir: Path, force: bool = False, templates: Path | None = None
+    recipe: Recipe,
+    catalog: list[Recipe],
+    workdir: Path,
+    force: bool = False,
+    templates: Path | None = None,
+    wait: bool = False,
 ) -> CardResult:
-    from huggingface_hub import ModelCard
+    """Render ``<workdir>/NAME/card/`` from the current build and its evaluation, holding the recipe lock.
 
-    from zoo import __version__
-
+    Refuses (exit 8) when the checkpoint no longer matches build.json, or eval.json measured an
+    earlier build: a card must never publish numbers of another checkpoint. Everything is written in
+    a staging folder swapped in at the end, so an interrupt leaves the previous card whole."""
     folder = templates or cards_dir()
     template = folder / f"{recipe.card.template}.md.j2"
     if not template.exists():
@@ -172,39 +193,63 @@ def render(
             f"card template {template} not found; fix: set card.template to one of "
             f"{', '.join(sorted(p.name.removesuffix('.md.j2') for p in folder.glob('*.md.j2')))}"
         )
-    out = workdir / recipe.name / "card"
-    key = _inputs_sha(recipe, workdir, template)
+    layout = Layout(workdir, recipe.name)
+    with stage_lock(layout, "card", wait):
+        build = check_build(layout)
+        _check_recipe(recipe, layout, build)
+        ev = check_eval(layout)
+        clear_partials(layout.folder)  # leftovers of a killed stage; we hold the lock, so none is live
+        return _render(recipe, catalog, layout, force, template, build, ev)
+
+
+def _render(
+    recipe: Recipe,
+    catalog: list[Recipe],
+    layout: Layout,
+    force: bool,
+    template: Path,
+    build: dict[str, Any],
+    ev: dict[str, Any] | None,
+) -> CardResult:
+    import jinja2
+    from huggingface_hub import ModelCard
+
+    from zoo import __version__
+
+    out = layout.card
+    key = _inputs_sha(recipe, catalog, layout.workdir, template, __version__)
+    build_sha = sha256_file(layout.build_json)
+    eval_sha = sha256_file(layout.eval_json) if ev is not None else None
     done = read_json(out / "card.json")
     if done and done.get("inputs_sha256") == key and not force:
         log.info("%s: card is current (%s), skipping", recipe.name, out / "README.md")
         return CardResult(recipe.name, "skipped", out / "README.md", out / PLOT if (out / PLOT).exists() else None)
-    ctx = gather(recipe, catalog, workdir, __version__)
-    ctx["plot"] = PLOT if plot_points(ctx["siblings"]) else None
-    import jinja2
-
-    try:
-        body = environment(folder).get_template(template.name).render(**ctx, fmt=_fmt)
-    except jinja2.TemplateError as e:
-        raise CardError(f"card template {template.name}: {type(e).__name__}: {e}") from e
-    data = card_data(recipe, ctx)
-    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n{{ body }}", body=body)
+    ctx = gather(recipe, catalog, layout.workdir, __version__, build, ev)
     with staging(out) as tmp:
+        primary = primary_metric(recipe)
+        base_ppl = ((ev or {}).get("baseline") or {}).get("metrics", {}).get(primary) if primary else None
+        drawn = plot(plot_points(ctx["siblings"]), ppl_name(recipe), recipe.name, recipe.base_name, tmp / PLOT, base_ppl)
+        ctx["plot"] = PLOT if drawn else None
+        try:
+            body = environment(template.parent).get_template(template.name).render(**ctx, fmt=fmt)
+        except jinja2.TemplateError as e:
+            raise CardError(f"card template {template.name}: {type(e).__name__}: {e}") from e
+        card = ModelCard.from_template(card_data(recipe, ctx), template_str="---\n{{ card_data }}\n---\n{{ body }}", body=body)
         (tmp / "README.md").write_text(str(card))
-        series = []
-        if ctx["plot"]:
-            primary = f"ppl/{recipe.eval.perplexity[0]}" if recipe.eval.perplexity else ""
-            base = ((ctx["eval"] or {}).get("baseline") or {}).get("metrics", {}).get(primary)
-            series = plot(plot_points(ctx["siblings"]), _ppl_name(recipe), recipe.name, tmp / PLOT, base)
         entries = eval_result_entries(ctx)
         if entries:
             import yaml
 
             (tmp / ".eval_results").mkdir()
             (tmp / ".eval_results" / "zoo.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
-        write_json(tmp / "card.json", {"inputs_sha256": key, "plot_series": series, "zoo_version": __version__})
+        record = {
+            "inputs_sha256": key,
+            "build_sha256": build_sha,
+            "eval_sha256": eval_sha,
+            "plot": drawn,
+            "plot_series": drawn["series"] if drawn else [],
+            "zoo_version": __version__,
+        }
+        write_json(tmp / "card.json", record)
     log.info("%s: card written to %s", recipe.name, out / "README.md")
-    return CardResult(recipe.name, "rendered", out / "README.md", out / PLOT if ctx["plot"] else None)
-
-
-def _ppl_name(recipe: Recipe) -> str:
-    return DATASET_NAMES.get(recipe.eval.perplexity[0], recipe.eval.perplexity[0]) if recipe.eval.perplexity else ""
+    return CardResult(recipe.name, "rendered", out / "README.md", out / PLOT if drawn else None)

@@ -120,7 +120,12 @@ def _local_configs(tasks: list[str], data: Path, out: Path) -> tuple[list[str], 
 
 
 def _run(lm: Any, names: list[str], fewshot: int, limit: int | None, manager: Any) -> dict[str, Any]:
+    import lm_eval.evaluator
     from lm_eval import simple_evaluate
+
+    # lm-eval records the git commit of whatever folder zoo runs in (meaningless here; eval.json records
+    # the versions) by running git, which prints "fatal: not a git repository" outside a checkout.
+    lm_eval.evaluator.get_git_commit_hash = lambda: None  # type: ignore[attr-defined]
 
     if not names:
         return {"results": {}, "versions": {}, "n-samples": {}}

@@ -1,0 +1,34 @@
+"""Small helpers every card module shares: number formatting and the labels a variant is known by."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.recipe import Recipe
+
+DATASET_NAMES = {"wikitext2": "WikiText2", "c4": "C4", "ptb": "PTB", "pydoc": "pydoc topics (held-out)"}
+
+
+def fmt(v: Any) -> str:
+    """How every number appears in a card (tests compare the table with eval.json through this)."""
+    if v is None:
+        return "missing"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.2e}"
+    return str(v)
+
+
+def bits_label(r: Recipe) -> str:
+    w = f"W{r.weights.bits:g}"
+    if r.activations:
+        return f"{w}A{r.activations.bits}"
+    return w + ("" if r.weights.group_size == "channel" else f" g{r.weights.group_size}")
+
+
+def primary_metric(r: Recipe) -> str | None:
+    """The perplexity a card leads with and plots: the recipe's first perplexity dataset."""
+    return f"ppl/{r.eval.perplexity[0]}" if r.eval.perplexity else None
+
+
+def ppl_name(r: Recipe) -> str:
+    return DATASET_NAMES.get(r.eval.perplexity[0], r.eval.perplexity[0]) if r.eval.perplexity else ""

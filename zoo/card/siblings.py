@@ -1,0 +1,127 @@
+"""The card's "other variants" table and the plot's points: the same base's catalog variants that have
+something to show here (a build, an evaluation of that build, or a number the study published).
+
+A sibling's eval.json counts only when it measured the build that sits beside it now (its
+``build_sha256`` equals the sha256 of the sibling's build.json); otherwise the sibling is shown as
+not evaluated rather than with numbers of a checkpoint that no longer exists. A sibling's Hub repo
+is linked only when the variant is built here, since only then is it the repo ``zoo push`` creates.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from zoo.card.common import bits_label, fmt
+from zoo.methods import METHODS
+from zoo.recipe import Recipe
+from zoo.workdir import Layout, read_json, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def measured(workdir: Path, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A sibling's build record and the eval record of that very build (None for either when absent)."""
+    layout = Layout(workdir, name)
+    build = read_json(layout.build_json)
+    if build is None or not isinstance(build.get("files"), list):
+        return None, None
+    ev = read_json(layout.eval_json)
+    if ev is not None:
+        try:
+            current = ev.get("build_sha256") == sha256_file(layout.build_json)
+        except OSError:
+            current = False
+        if not current:
+            log.info("%s: eval.json measured an earlier build; shown as not evaluated", name)
+            ev = None
+    return build, ev
+
+
+def _series(r: Recipe) -> str:
+    """Method and grouping: W4 per channel and W4 g128 of one method are different curves."""
+    title = METHODS.get(r.method).title
+    if r.activations:
+        return f"{title} (W/A)"
+    return f"{title} ({'per channel' if r.weights.group_size == 'channel' else f'g{r.weights.group_size}'})"
+
+
+def _row(
+    r: Recipe, this: bool, primary: str | None, build: dict[str, Any] | None, ev: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    metrics = (ev or {}).get("metrics", {})
+    ppl = metrics.get(primary) if primary else None
+    study_ppl = getattr(r.study, primary.split("/", 1)[1], None) if primary and ppl is None else None
+    acc = metrics.get("zero_shot_avg/acc")
+    study_acc = r.study.zero_shot_avg if acc is None else None
+    if not (this or build or ev or study_ppl is not None or study_acc is not None):
+        return None
+    size_mb = build["total_bytes"] / 1e6 if build and build.get("total_bytes") is not None else None
+    return {
+        "name": r.name,
+        "method": METHODS.get(r.method).title,
+        "series": _series(r),
+        "bits": r.weights.bits,
+        "bits_label": bits_label(r),
+        "built": build is not None,
+        "evaluated": ev is not None,
+        "size_mb": size_mb,
+        "size_text": fmt(size_mb) if size_mb is not None else "not built here",
+        "ppl": ppl if ppl is not None else study_ppl,
+        "ppl_source": "zoo" if ppl is not None else "study" if study_ppl is not None else None,
+        "ppl_text": fmt(ppl) if ppl is not None else f"{fmt(study_ppl)} (study)" if study_ppl is not None else "not evaluated",
+        "ppl_recovery": (ev or {}).get("recovery", {}).get(primary) if ppl is not None and primary else None,
+        "avg_acc": acc,
+        "acc_text": fmt(acc) if acc is not None else f"{fmt(study_acc)}% (study)" if study_acc is not None else "not evaluated",
+        "from_study": ppl is None and study_ppl is not None or study_acc is not None,
+        "repo_id": r.repo_id,
+        "link": build is not None and not this,
+        "this": this,
+    }
+
+
+def family(recipe: Recipe, catalog: list[Recipe]) -> list[Recipe]:
+    """Every catalog variant of the same base, this one included, in table order."""
+    same = [r for r in catalog if r.base_name == recipe.base_name and r.name != recipe.name] + [recipe]
+    return sorted(same, key=lambda x: (x.method, -x.weights.bits, x.name))
+
+
+def sibling_rows(
+    recipe: Recipe,
+    catalog: list[Recipe],
+    workdir: Path,
+    primary: str | None,
+    build: dict[str, Any] | None,
+    ev: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Rows for this variant (its checked records) and every sibling with something to show."""
+    rows = []
+    for r in family(recipe, catalog):
+        this = r.name == recipe.name
+        b, e = (build, ev) if this else measured(workdir, r.name)
+        row = _row(r, this, primary, b, e)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def hidden_count(recipe: Recipe, catalog: list[Recipe], rows: list[dict[str, Any]]) -> int:
+    """How many catalog variants of this base the table leaves out for having no data here."""
+    return len(family(recipe, catalog)) - len(rows)
+
+
+def plot_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Weight-only variants with a perplexity (W/A variants sit on another axis of cost)."""
+    return [
+        {
+            "name": r["name"],
+            "series": r["series"],
+            "bits": r["bits"],
+            "value": r["ppl"],
+            "recovery": r["ppl_recovery"],
+            "measured": r["ppl_source"] == "zoo",
+        }
+        for r in rows
+        if r["ppl"] is not None and r["ppl"] > 0 and "A" not in r["bits_label"]
+    ]
