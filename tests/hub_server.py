@@ -5,6 +5,12 @@ branches, tree listing, repo info, resolve downloads, whoami) with real git-styl
 Start it with ``HubServer(token)``, point ``HF_ENDPOINT`` at ``server.url`` and set
 ``HF_HUB_DISABLE_XET=1`` so the client uses the LFS path. ``drop_puts`` makes the next N LFS uploads
 drop the connection mid-body; ``corrupt()`` flips a stored file's bytes without updating its oids.
+
+Hostile and failing servers, for the security tests: ``craft()`` commits any paths and bytes (``../x``
+included) and can tag them; ``read_tokens`` are accepted for reads and get 403 on writes; any other
+``Authorization`` gets 401 everywhere, as the Hub answers; ``throttle[pattern] = n`` answers the next
+n requests matching ``"METHOD /path"`` with 429 and ``Retry-After``; ``stall`` patterns get no answer
+until ``stop()``. ``parentCommit`` in a commit header is honoured (412 when the branch moved).
 """
 
 from __future__ import annotations
@@ -58,6 +64,20 @@ class HubState:
         self.lock = threading.Lock()
         self.drop_puts = 0
         self.requests: list[str] = []
+        self.read_tokens: set[str] = set()
+        self.throttle: dict[str, int] = {}  # regex on "METHOD /path" -> how many more 429s
+        self.retry_after = "1"
+        self.stall: list[str] = []  # regexes on "METHOD /path" that never get an answer
+        self.released = threading.Event()
+
+    def craft(self, repo_id: str, files: dict[str, bytes], tag: str | None = None, private: bool = False) -> str:
+        """Commit ``files`` as they are (no path checks) on main, creating the repo; optionally tag it."""
+        repo = self.repos.setdefault(repo_id, Repo(private=private))
+        lfs = {p: Entry(d, lfs=p.endswith(LFS_SUFFIXES) or len(d) > 1_000_000) for p, d in files.items()}
+        cid = self.commit(repo, "main", lfs, f"crafted {len(files)} files")
+        if tag:
+            repo.refs[tag] = cid
+        return cid
 
     def commit(self, repo: Repo, branch: str, files: dict[str, Entry], message: str) -> str:
         parent = repo.refs.get(branch, "")
@@ -104,6 +124,11 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _authorized(self) -> bool:
+        """Whether the request may read private repos (a write or a read token)."""
+        auth = self.headers.get("Authorization")
+        return auth == f"Bearer {self.state.token}" or auth in {f"Bearer {t}" for t in self.state.read_tokens}
+
+    def _may_write(self) -> bool:
         return self.headers.get("Authorization") == f"Bearer {self.state.token}"
 
     def _repo(self, repo_id: str, need_write: bool = False) -> Repo | None:
@@ -113,6 +138,9 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if need_write and not self._authorized():
             self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+            return None
+        if need_write and not self._may_write():
+            self._error(403, "Forbidden", f"You don't have the rights to write to {repo_id}")
             return None
         return repo
 
@@ -145,8 +173,24 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         url = urlparse(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
+        line = f"{self.command} {path}"
         with self.state.lock:
-            self.state.requests.append(f"{self.command} {path}")
+            self.state.requests.append(line)
+        if any(re.search(p, line) for p in self.state.stall):
+            self.state.released.wait(120)  # no answer: the client's timeout must fire first
+            self.close_connection = True
+            return
+        with self.state.lock:
+            throttled = next((p for p, n in self.state.throttle.items() if n > 0 and re.search(p, line)), None)
+            if throttled is not None:
+                self.state.throttle[throttled] -= 1
+        if throttled is not None:
+            self._body()
+            return self._send(429, {"error": "Too many requests"}, {"Retry-After": self.state.retry_after})
+        auth = self.headers.get("Authorization")
+        if auth is not None and not self._authorized() and not path.startswith(("/lfs-upload/", "/lfs-verify/")):
+            self._body()
+            return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
         routes = [
             ("GET", r"/api/whoami-v2", self.whoami),
             ("POST", r"/api/repos/create", self.create_repo),
@@ -159,6 +203,7 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)", self.tag),
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", self.branch),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/refs", self.refs),
+            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/commits/(?P<rev>[^/]+)", self.history),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)", self.info),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)", self.info),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?P<sub>/.*)?", self.tree),
@@ -174,13 +219,16 @@ class Handler(BaseHTTPRequestHandler):
     def whoami(self, query: Any) -> None:
         if not self._authorized():
             return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
-        self._send(200, {"type": "user", "name": "zoo-tester", "auth": {"accessToken": {"role": "write"}}})
+        role = "write" if self._may_write() else "read"
+        self._send(200, {"type": "user", "name": "zoo-tester", "auth": {"accessToken": {"role": role}}})
 
     def create_repo(self, query: Any) -> None:
         body = json.loads(self._body() or b"{}")
         if not self._authorized():
             return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
         repo_id = f"{body.get('organization') or 'zoo-tester'}/{body['name']}"
+        if not self._may_write():
+            return self._error(403, "Forbidden", f"You don't have the rights to create a model under {repo_id.split('/')[0]}")
         if repo_id in self.state.repos:
             return self._send(
                 409,
@@ -265,6 +313,9 @@ class Handler(BaseHTTPRequestHandler):
         for line in lines:
             key, value = line["key"], line["value"]
             if key == "header":
+                parent = value.get("parentCommit")
+                if parent and r.refs.get(rev, rev) != parent:
+                    return self._error(412, "PreconditionFailed", f"{rev} has moved past {parent}")
                 message = value["summary"] + ("\n\n" + value["description"] if value.get("description") else "")
             elif key == "file":
                 files[value["path"]] = Entry(base64.b64decode(value["content"]), lfs=False)
@@ -308,6 +359,27 @@ class Handler(BaseHTTPRequestHandler):
             {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in r.refs.items() if not n.startswith("release-")
         ]
         self._send(200, {"branches": branches, "tags": tags, "converts": []})
+
+    def history(self, query: Any, repo: str, rev: str) -> None:
+        found = self._read(repo, rev)
+        if found is None:
+            return
+        r, cid, _ = found
+        out = []
+        while cid:
+            c = r.commits[cid]
+            title = c["message"].split("\n")[0]
+            out.append(
+                {
+                    "id": cid,
+                    "title": title,
+                    "message": c["message"],
+                    "authors": [{"user": "zoo-tester"}],
+                    "date": "2026-01-01T00:00:00.000Z",
+                }
+            )
+            cid = c["parent"]
+        self._send(200, out)
 
     def info(self, query: Any, repo: str, rev: str = "main") -> None:
         found = self._read(repo, rev)
@@ -367,5 +439,6 @@ class HubServer:
         self.thread.start()
 
     def stop(self) -> None:
+        self.state.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -226,9 +226,7 @@ def build_cmd(
 @click.argument("name")
 @workdir_option
 @device_option
-@click.option(
-    "--limit", type=click.IntRange(min=1), help="At most N items per task and N perplexity windows (recorded as such)."
-)
+@click.option("--limit", type=click.IntRange(min=1), help="At most N items per task and N perplexity windows (recorded as such).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Items per forward pass.")
 @click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True, help="lm-eval model backend.")
 @click.option("--force", is_flag=True, help="Re-measure even if eval.json is current.")
@@ -311,7 +309,7 @@ def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool, w
 @click.option("--org", envvar="ZOO_HUB_ORG", help="Hub org for the default repo id (env ZOO_HUB_ORG).")
 @click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
 @click.option("--revision", default="main", show_default=True, help="Branch to commit to.")
-@click.option("--dry-run", is_flag=True, help="List what would change; upload nothing.")
+@click.option("--dry-run", is_flag=True, help="List what would change; upload nothing. Needs no token (compares anonymously).")
 @click.pass_context
 @_errors
 def push_cmd(
@@ -326,18 +324,25 @@ def push_cmd(
 ) -> None:
     """Publish built recipe NAME (checkpoint, card, build.json, eval.json) to the Hub."""
     from zoo.catalog import load
+    from zoo.publish.hub import check_repo_id
     from zoo.publish.push import push
     from zoo.workdir import workdir as default_workdir
 
+    if repo_id is not None:
+        check_repo_id(repo_id)  # before anything else, and before any network call
     recipe = load(name, _root(ctx))
-    repo = repo_id or (f"{org}/{recipe.name}" if org else None)
+    repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
     r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run)
     if r.status == "dry-run":
         for p in r.changed:
             click.echo(f"would upload  {p}")
         for p in r.deleted:
             click.echo(f"would delete  {p}")
-        click.echo(f"{r.repo_id}@{r.revision}: {len(r.changed)} to upload, {len(r.deleted)} to delete, {r.unchanged} unchanged")
+        note = f" ({r.note})" if r.note else ""
+        click.echo(
+            f"{r.repo_id}@{r.revision}: {len(r.changed)} to upload, {len(r.deleted)} to delete, {r.unchanged} unchanged; "
+            f"tag {r.tag}{note}"
+        )
     elif r.status == "unchanged":
         click.echo(f"{r.repo_id}@{r.revision}: already up to date ({r.unchanged} files); no commit made; tag {r.tag}")
     else:
@@ -346,12 +351,15 @@ def push_cmd(
 
 @cli.command("pull")
 @click.argument("name")
-@click.option("--revision", help="Branch, tag or commit (default: main).")
+@click.option("--revision", help="Branch, tag or commit (default: the newest release tag on main).")
 @click.option("--local-dir", type=click.Path(path_type=Path), help="Where to put the files (default: ./<repo name>).")
+@click.option(
+    "--force", is_flag=True, help="Pull into a folder holding other files; only the files the release lists are overwritten."
+)
 @click.pass_context
 @_errors
-def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None) -> None:
-    """Download NAME (a recipe name or owner/repo) and verify every file against its build.json."""
+def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None, force: bool) -> None:
+    """Download NAME (a recipe name or owner/repo) and verify every file against the release manifest."""
     from zoo.catalog import recipes_dir
     from zoo.publish.pull import pull
 
@@ -359,8 +367,10 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
         root: Path | None = recipes_dir(ctx.obj.get("recipes"))
     except ZooError:
         root = None  # users without a checkout pull by repo id
-    r = pull(name, root, revision, local_dir)
-    click.echo(f"{r.repo_id}@{r.revision}: {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}")
+    r = pull(name, root, revision, local_dir, force)
+    click.echo(
+        f"{r.repo_id}@{r.revision} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}"
+    )
 
 
 @cli.command("release")
@@ -368,7 +378,7 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
 @workdir_option
 @device_option
 @click.option("--limit", type=int, help="Quick evaluation: at most N items per task (recorded in the card).")
-@click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload.")
+@click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload (needs no token).")
 @click.pass_context
 @_errors
 def release_cmd(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("zoo.progress")
+_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def reporter(desc: str) -> Callable[[int, int], None]:
@@ -43,6 +45,7 @@ class _LogLines(io.TextIOBase):
     """A file for tqdm that turns each redraw into one log line."""
 
     def write(self, text: str) -> int:
+        text = _ESCAPES.sub("", text)  # nested bars move the cursor up and down between redraws
         for line in text.replace("\r", "\n").splitlines():
             if line.strip() and " 0%|" not in line:  # the opening draw says nothing yet
                 log.info("%s", line.strip())

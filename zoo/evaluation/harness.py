@@ -28,7 +28,6 @@ CATEGORIES = ("stem", "humanities", "social_sciences", "other")
 SPLIT = {"arc_easy": "test", "arc_challenge": "test", "hellaswag": "validation", "winogrande": "validation", "piqa": "validation"}
 
 
-
 # where lm-eval keeps each task's definition, under lm_eval/tasks/
 TASK_FILES = {
     "arc_easy": "arc/arc_easy.yaml",

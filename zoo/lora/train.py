@@ -95,9 +95,9 @@ def _resume(folder: Path, model: Any, optimizer: Any, key: str) -> tuple[int, li
     path = latest(folder)
     if path is None:
         return 0, []
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated or foreign file: torch raises several types
+    try:  # weights_only: a checkpoint holds tensors, numbers, strings and containers; unpickling code is refused
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated, foreign or code-carrying file: torch raises several types
         log.warning("cannot read %s (%s: %s); starting afresh", path, type(e).__name__, str(e).splitlines()[0][:120])
         return 0, []
     if not isinstance(state, dict) or state.get("key") != key:

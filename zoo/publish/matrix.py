@@ -6,11 +6,12 @@ ref (committed or not), so a change to ``recipes/_base/llama3.yaml`` re-releases
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import UsageError, ZooError
 
 
 def runner(parameters_b: float) -> list[str]:
@@ -23,17 +24,39 @@ def runner(parameters_b: float) -> list[str]:
     return ["self-hosted", "linux", "gpu", "gpu-80gb", "ram-128gb"]
 
 
+def resolve_ref(ref: str, root: Path) -> str:
+    """The commit ``ref`` names, resolved by git as data: ``--end-of-options`` keeps an option-shaped
+    ref (``--output=FILE``) from ever being read as an option, and only the commit id is used after."""
+    res = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    commit = res.stdout.strip()
+    if res.returncode or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise UsageError(
+            f"cannot diff recipes against {ref!r}: it is not a commit in this git repository; fix: give a ref that exists"
+        )
+    return commit
+
+
 def changed_files(ref: str, root: Path) -> set[Path]:
     top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True)
-    diff = subprocess.run(["git", "diff", "--name-only", ref, "--", "."], cwd=root, capture_output=True, text=True)
-    if top.returncode or diff.returncode:
-        msg = (diff.stderr or top.stderr).strip().splitlines()
+    if top.returncode:
+        msg = top.stderr.strip().splitlines()
+        raise ZooError(f"cannot diff recipes against {ref!r}: {msg[0] if msg else 'git failed'}; fix: run it in a git checkout")
+    commit = resolve_ref(ref, root)
+    diff = subprocess.run(["git", "diff", "--name-only", "-z", commit, "--", "."], cwd=root, capture_output=True, text=True)
+    if diff.returncode:
+        msg = diff.stderr.strip().splitlines()
         raise ZooError(f"cannot diff recipes against {ref!r}: {msg[0] if msg else 'git failed'}; fix: give a ref that exists")
     untracked = subprocess.run(
-        ["git", "ls-files", "--others", "--exclude-standard", "."], cwd=root, capture_output=True, text=True
+        ["git", "ls-files", "-z", "--others", "--exclude-standard", "."], cwd=root, capture_output=True, text=True
     )
     base = Path(top.stdout.strip())
-    names = diff.stdout.split() + [str(Path(root).resolve().relative_to(base) / n) for n in untracked.stdout.split()]
+    here = Path(root).resolve().relative_to(base)
+    names = [n for n in diff.stdout.split("\0") if n] + [str(here / n) for n in untracked.stdout.split("\0") if n]
     return {(base / n).resolve() for n in names}
 
 

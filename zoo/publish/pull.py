@@ -1,107 +1,180 @@
-"""``zoo pull``: what users run. Download a published variant and prove every byte is what was built.
+"""``zoo pull``: what users run on repos they do not control. Fetch a release and prove every byte.
 
-After ``snapshot_download``, each checkpoint file is checked against the size and sha256 that the
-published ``build.json`` lists; anything missing, different or unexpected is reported, corrupt
-files are removed (so a re-run fetches them again), and the command fails.
+Everything from the remote is untrusted until checked. The revision resolves to one commit (the
+newest release tag on main by default) and every request after that names the commit, so a moving
+branch or tag cannot mix two releases. Every path in the tree listing and in ``zoo-release.json`` is
+checked before use; only the files the manifest lists are downloaded (one ``hf_hub_download`` each,
+never a pattern), into ``<target>/.zoo/staging``, each checked against the manifest's size and
+sha256 before anything is moved into place. Any verification failure keeps nothing; a network
+failure keeps the partial download, so a re-run resumes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from zoo.errors import UnknownNameError, VerifyError
-from zoo.publish.push import HubError
+from zoo.errors import HubError, UnknownNameError, VerifyError
+from zoo.publish import hub
+from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, check_build_json, parse
+from zoo.publish.target import Target, check_destinations, discard, inspect, move_in, open_staging
 from zoo.workdir import sha256_file
 
 log = logging.getLogger(__name__)
-METADATA = {"README.md", "build.json", "eval.json", "quality_vs_bits.png", ".gitattributes"}
-
+RETRY = "check the network and re-run `zoo pull` (it resumes)"
+_RELEASE_TAG = re.compile(r"release-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
 class PullResult:
     repo_id: str
-    revision: str
+    revision: str  # the tag, branch or commit pulled
+    commit: str
     local_dir: Path
     files: int
     total_bytes: int
+    reused: int = 0  # files already in place from an earlier pull, re-verified, not downloaded
 
 
 def repo_id_for(name: str, recipes: Path | None) -> str:
-    """A repo id as given (owner/name), or the one a catalog recipe publishes to."""
+    """A repo id as given (owner/name, checked), or the one a catalog recipe publishes to."""
     if "/" in name:
-        return name
+        return hub.check_repo_id(name)
     from zoo.catalog import load, recipe_paths
 
     if recipes is None:
         raise UnknownNameError("recipe", name, [])
     try:
-        return load(name, recipes).repo_id
+        return hub.check_repo_id(load(name, recipes).repo_id)
     except UnknownNameError as e:
         raise UnknownNameError("recipe or repo id", name, [p.stem for p in recipe_paths(recipes)]) from e
 
 
-def verify(local: Path) -> tuple[list[str], int]:
-    """Problems found (one line each) and the verified bytes."""
-    manifest = local / "build.json"
-    if not manifest.exists():
-        return [f"{local} has no build.json, so nothing can be verified; is this a zoo release?"], 0
-    files = json.loads(manifest.read_text())["files"]
-    problems, total = [], 0
-    listed = {f["path"] for f in files}
-    for f in files:
-        p = local / f["path"]
-        if not p.is_file():
-            problems.append(f"missing: {f['path']}")
-        elif p.stat().st_size != f["size"]:
-            problems.append(f"corrupt: {f['path']} is {p.stat().st_size} bytes, build.json says {f['size']}")
-        elif sha256_file(p) != f["sha256"]:
-            problems.append(f"corrupt: {f['path']} sha256 differs from build.json")
-        else:
-            total += f["size"]
-    for p in sorted(local.rglob("*")):
-        rel = p.relative_to(local).as_posix()
-        if p.is_file() and rel not in listed and rel not in METADATA and not rel.startswith((".cache/", ".eval_results/")):
-            problems.append(f"extra: {rel} is not in build.json")
-    return problems, total
+def resolve(api: Any, repo_id: str, revision: str | None) -> tuple[str, str]:
+    """(what was pulled, its commit): ``revision`` as given, else the newest release tag on main."""
+    if revision:
+        info = hub.call(api.model_info, repo_id, revision=revision)
+        return revision, hub.check_commit(info.sha, f"{repo_id}@{revision}")
+    refs = hub.call(api.list_repo_refs, repo_id)
+    tags = sorted(refs.tags, key=lambda t: t.name, reverse=True)
+    releases = {t.target_commit: t.name for t in tags if _RELEASE_TAG.fullmatch(t.name)}
+    main = next((b.target_commit for b in refs.branches if b.name == "main"), None)
+    if not releases:
+        if main is None:
+            raise HubError(f"{repo_id} has no main branch and no release tag; fix: pass --revision")
+        log.warning("%s has no release tag; pulling main", repo_id)
+        return "main", hub.check_commit(main, f"{repo_id}@main")
+    if main in releases:
+        return releases[main], hub.check_commit(main, f"{repo_id}@{releases[main]}")
+    for c in hub.call(lambda: list(api.list_repo_commits(repo_id, revision="main"))):
+        if c.commit_id in releases:
+            return releases[c.commit_id], hub.check_commit(c.commit_id, f"{repo_id}@{releases[c.commit_id]}")
+    raise HubError(f"none of {repo_id}'s release tags is on main; fix: pass --revision with the tag to pull")
 
 
-def _forget(local: Path, rel: str) -> None:
-    """Remove a bad file and the download cache's record of it, so a re-run downloads it again."""
-    (local / rel).unlink(missing_ok=True)
-    for meta in (local / ".cache" / "huggingface" / "download").glob(f"{rel}.*"):
-        meta.unlink(missing_ok=True)
+def _tree(api: Any, repo_id: str, commit: str) -> dict[str, int]:
+    """Path -> size of every file at ``commit``; every path checked, even those never downloaded."""
+    from huggingface_hub.hf_api import RepoFile
+
+    out = {}
+    for f in hub.call(lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True))):
+        hub.check_path(f.path, f"{repo_id}'s file list")
+        if isinstance(f, RepoFile):
+            out[f.path] = int(f.size)
+    return out
 
 
-def pull(name: str, recipes: Path | None, revision: str | None = None, local_dir: Path | None = None) -> PullResult:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+def pull(
+    name: str, recipes: Path | None, revision: str | None = None, local_dir: Path | None = None, force: bool = False
+) -> PullResult:
+    import httpx
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     repo_id = repo_id_for(name, recipes)
-    local = Path(local_dir or repo_id.split("/")[-1])
+    target = inspect(Path(local_dir or repo_id.split("/")[-1]), repo_id, force)
+    hub.prepare()
+    api = HfApi()
+    keep_partial = False
     try:
-        snapshot_download(repo_id, revision=revision, local_dir=local)
+        label, commit = resolve(api, repo_id, revision)
+        tree = _tree(api, repo_id, commit)
+        source = f"{repo_id}@{label}"
+        if MANIFEST not in tree:
+            raise VerifyError(
+                f"{source} has no {MANIFEST}, so nothing in it can be verified; nothing was written; "
+                "fix: pull a release made by `zoo push` (or ask the publisher to push again)"
+            )
+        if tree[MANIFEST] > MAX_BYTES:
+            raise VerifyError(f"{source}: {MANIFEST} is {tree[MANIFEST]} bytes, too large to be one; nothing was written")
+        staged = open_staging(target, commit)
+        keep_partial = True
+        manifest = Path(_download(api, repo_id, MANIFEST, commit, staged))
+        keep_partial = False
+        entries = parse(manifest.read_bytes(), source)
+        for e in entries:
+            if e.path not in tree:
+                raise VerifyError(f"{source}: {MANIFEST} lists {e.path!r} but the repo has no such file; nothing was kept")
+            if tree[e.path] != e.size:
+                raise VerifyError(
+                    f"{source}: {e.path!r} is {tree[e.path]} bytes in the repo, {MANIFEST} says {e.size}; nothing was kept"
+                )
+        check_destinations(target, entries, source)
+        keep_partial = True
+        fresh = _fetch(api, repo_id, commit, target, staged, entries, source)
+        keep_partial = False
+        check_build_json((staged if "build.json" in fresh else target.root).joinpath("build.json").read_bytes(), entries, source)
+        move_in(target, staged, entries, fresh, {"repo_id": repo_id, "revision": label, "commit": commit})
+    except VerifyError:
+        discard(target, keep_partial=False)  # nothing unverified stays behind
+        raise
     except RevisionNotFoundError:
+        discard(target, keep_partial=False)
         raise HubError(f"revision {revision!r} not found in {repo_id}; fix: use a branch, tag or commit that exists") from None
     except RepositoryNotFoundError:
+        discard(target, keep_partial=False)
         raise HubError(f"{repo_id} not found on the Hub (or private); fix: check the name, or log in with access") from None
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        raise HubError(
-            f"download of {repo_id} failed: {type(e).__name__}; fix: check the network and re-run (it resumes)"
-        ) from None
-    problems, total = verify(local)
+    except (LocalEntryNotFoundError, OSError, httpx.HTTPError) as e:
+        discard(target, keep_partial)
+        raise hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False) from None
+    except BaseException:
+        discard(target, keep_partial)
+        raise
+    total = sum(e.size for e in entries)
+    log.info("%s: %d files (%.1f MB) verified against %s in %s", source, len(entries), total / 1e6, MANIFEST, target.root)
+    return PullResult(repo_id, label, commit, target.root, len(entries), total, len(entries) - len(fresh))
+
+
+def _download(api: Any, repo_id: str, path: str, commit: str, staged: Path) -> str:
+    from huggingface_hub import hf_hub_download
+
+    return hub.call(
+        hf_hub_download, repo_id, path, revision=commit, local_dir=staged, etag_timeout=hub.timeout_s(), token=api.token
+    )
+
+
+def _fetch(api: Any, repo_id: str, commit: str, target: Target, staged: Path, entries: list[Entry], source: str) -> set[str]:
+    """Download what is not already in place; verify each file. Returns the paths downloaded."""
+    fresh, problems = set(), []
+    for e in entries:
+        have = target.ours.get(e.path)
+        if have is not None and have.get("sha256") == e.sha256 and sha256_file(target.root / e.path) == e.sha256:
+            continue  # from an earlier pull, unchanged and re-verified
+        p = staged / e.path
+        if not (p.is_file() and p.stat().st_size == e.size and sha256_file(p) == e.sha256):
+            p = Path(_download(api, repo_id, e.path, commit, staged))
+        if p.stat().st_size != e.size:
+            problems.append(f"corrupt: {e.path} is {p.stat().st_size} bytes, {MANIFEST} says {e.size}")
+        elif sha256_file(p) != e.sha256:
+            problems.append(f"corrupt: {e.path} sha256 differs from {MANIFEST}")
+        fresh.add(e.path)
     if problems:
-        for line in problems:
-            kind, rel = line.split(": ", 1)
-            if kind in ("corrupt", "extra"):
-                _forget(local, rel.split(" ")[0])
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise VerifyError(
-            f"{repo_id}: {len(problems)} file(s) failed verification against build.json (bad files removed); "
-            f"fix: re-run `zoo pull {name}`, and report it if it persists\n" + "\n".join(problems)
+            f"{source}: {len(problems)} file(s) failed verification ({shown}); nothing was kept; "
+            "fix: re-run `zoo pull`, and report it to the publisher if it persists"
         )
-    files = len(json.loads((local / "build.json").read_text())["files"])
-    log.info("%s: %d files (%.1f MB) verified against build.json in %s", repo_id, files, total / 1e6, local)
-    return PullResult(repo_id, revision or "main", local, files, total)
+    return fresh

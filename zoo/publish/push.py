@@ -1,33 +1,35 @@
-"""``zoo push``: publish a built, evaluated, carded variant to the Hub, safely re-runnable.
+"""``zoo push``: publish a built, evaluated, carded variant to the Hub, exactly and re-runnably.
 
 What goes up: the checkpoint files at the repo root, the card (README.md, plot, ``.eval_results``),
-build.json and eval.json. Before uploading, the remote revision's tree is compared with the local
-files (sizes, LFS sha256, git blob ids): identical content makes no commit. Changed files go up
-through ``upload_folder`` (multi-commit and resumable with Xet, a single commit otherwise) in one
-call whose message names the recipe and zoo version; files the variant no longer has are deleted in
-that same commit. A tag marks the release. The token comes from huggingface_hub (HF_TOKEN or the
-stored login) and is never logged or written.
+build.json, eval.json and the release manifest ``zoo-release.json`` (every file's size and sha256).
+Nothing stale goes up: the checkpoint is re-hashed against build.json, eval.json must have measured
+that build, and the card must have been rendered from both. The remote branch's tree is compared
+with the local files (sizes, LFS sha256, git blob ids): identical content makes no commit. Otherwise
+one ``create_commit`` adds the changed files and deletes the ones the release no longer has, each
+by its exact path (never a pattern, so any file name is taken literally), on top of the commit that
+was compared. Each distinct content gets its own tag, ``release-<manifest sha256 prefix>``, which is
+read back before it is reported. The token comes from huggingface_hub (HF_TOKEN or the stored
+login) and is never logged or written; a dry run needs none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import HubError, NotReadyError, TokenError
+from zoo.errors import HubError, NotReadyError, TokenError, UsageError, VerifyError
+from zoo.publish import hub
+from zoo.publish.manifest import MANIFEST, Entry, dump, tag_for
 from zoo.recipe import Recipe
-from zoo.workdir import read_json, sha256_file
+from zoo.workdir import Layout, check_build, check_eval, read_json, sha256_file
 
 log = logging.getLogger(__name__)
 KEEP_REMOTE = {".gitattributes"}
-
-
-
+RETRY = "re-run `zoo push` (it uploads only what is missing)"
 
 
 @dataclass(frozen=True)
@@ -41,37 +43,31 @@ class PushResult:
     changed: tuple[str, ...] = field(default=())
     deleted: tuple[str, ...] = field(default=())
     unchanged: int = 0
+    note: str = ""  # how a dry run compared (anonymously, or against nothing)
 
 
 def token() -> str:
     """The Hub token from the usual places, checked with the Hub; never printed."""
     from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HfHubHTTPError
 
     tok = get_token()
     if not tok:
         raise TokenError("no Hugging Face token found; fix: set HF_TOKEN or run `hf auth login` with a write token")
+    hub.prepare()
     try:
-        HfApi().whoami(token=tok)
-    except HfHubHTTPError as e:
-        status = getattr(e.response, "status_code", "?")
-        raise TokenError(
-            f"the Hugging Face token was rejected (HTTP {status}); fix: create a write token and set HF_TOKEN"
-        ) from None
-    except OSError as e:
-        raise HubError(
-            f"cannot reach the Hub at {_endpoint()} ({type(e).__name__}); fix: check the network or HF_ENDPOINT"
-        ) from None
+        hub.call(HfApi().whoami, token=tok)
+    except (OSError, RuntimeError) as e:
+        if not hub.network_failure(e):
+            raise
+        raise hub.translate(e, "?/?", "checking the token", "check the network or HF_ENDPOINT", writing=True) from None
     return tok
 
 
-def _endpoint() -> str:
-    from huggingface_hub import constants
-
-    return constants.ENDPOINT
-
-
-def git_blob_oid(path: Path) -> str:
+def git_blob_oid(path: Path | None = None, data: bytes | None = None) -> str:
+    """The git blob id the Hub reports for a non-LFS file."""
+    if data is not None:
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    assert path is not None
     h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -79,35 +75,60 @@ def git_blob_oid(path: Path) -> str:
     return h.hexdigest()
 
 
-def publish_files(recipe: Recipe, folder: Path) -> dict[str, Path]:
-    """Repo path -> local file, for everything a release holds."""
-    if not (folder / "build.json").exists():
-        raise NotReadyError(f"{recipe.name} is not built in {folder.parent}; fix: run `zoo build {recipe.name}` first")
-    card = folder / "card"
-    if not (card / "README.md").exists():
-        raise NotReadyError(f"{recipe.name} has no card; fix: run `zoo card {recipe.name}` first")
-    files = {p.relative_to(folder / "model").as_posix(): p for p in sorted((folder / "model").rglob("*")) if p.is_file()}
-    files.update({p.relative_to(card).as_posix(): p for p in sorted(card.rglob("*")) if p.is_file() and p.name != "card.json"})
-    for name in ("build.json", "eval.json"):
-        if (folder / name).exists():
-            files[name] = folder / name
+def check_card(layout: Layout) -> None:
+    """The card must have been rendered from the build.json and eval.json on disk now."""
+    name = layout.name
+    if not (layout.card / "README.md").exists():
+        raise NotReadyError(f"{name} has no card; fix: zoo card {name}")
+    record = read_json(layout.card / "card.json") or {}
+    eval_sha = sha256_file(layout.eval_json) if layout.eval_json.exists() else None
+    if (
+        "build_sha256" not in record
+        or "eval_sha256" not in record
+        or record["build_sha256"] != sha256_file(layout.build_json)
+        or record["eval_sha256"] != eval_sha
+    ):
+        raise NotReadyError(f"{name}'s card was rendered from an earlier build or evaluation; fix: zoo card {name}")
+
+
+def publish_files(layout: Layout, build: dict[str, Any]) -> dict[str, Path]:
+    """Repo path -> local file, for everything a release holds (the manifest aside): of the model
+    folder, only what build.json lists, so a stray file there is never published as the build."""
+    files: dict[str, Path] = {}
+    sources = [(layout.model, layout.model / f["path"]) for f in build["files"]]
+    sources += [(layout.card, p) for p in sorted(layout.card.rglob("*")) if p.name != "card.json"]
+    sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json")]
+    for root, p in sources:
+        if p.is_symlink() or not p.is_file():
+            continue
+        rel = p.relative_to(root).as_posix()
+        try:
+            hub.check_path(rel, f"{layout.folder}")
+        except VerifyError:
+            raise UsageError(f"cannot publish {p}: its name is not a plain relative path; fix: rename it") from None
+        if rel in files or rel == MANIFEST:
+            raise UsageError(f"{p} and {files.get(rel, rel)} would both be {rel!r} in the repo; fix: rename one")
+        files[rel] = p
     return files
 
 
-def _remote(api: Any, repo_id: str, revision: str) -> dict[str, Any]:
-    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+def release_entries(layout: Layout, build: dict[str, Any], files: dict[str, Path]) -> list[Entry]:
+    """Size and sha256 of every published file; checkpoint hashes come from the just re-hashed build.json."""
+    known = {f["path"]: f["sha256"] for f in build["files"]}
+    out = []
+    for rel, p in files.items():
+        inside_model = p.parent == layout.model or layout.model in p.parents
+        sha = known.get(rel) if inside_model else None
+        out.append(Entry(rel, p.stat().st_size, sha or sha256_file(p)))
+    return out
 
-    try:
-        return {f.path: f for f in api.list_repo_tree(repo_id, revision=revision, recursive=True) if hasattr(f, "size")}
-    except (RevisionNotFoundError, RepositoryNotFoundError):  # nothing published there yet
-        return {}
 
-
-def _same(local: Path, remote: Any) -> bool:
-    size = local.stat().st_size
+def _same(local: Path | bytes, sha: str, remote: Any) -> bool:
+    size = len(local) if isinstance(local, bytes) else local.stat().st_size
     if remote.lfs is not None:
-        return bool(remote.lfs.size == size and remote.lfs.sha256 == sha256_file(local))
-    return bool(remote.size == size and remote.blob_id == git_blob_oid(local))
+        return bool(remote.lfs.size == size and remote.lfs.sha256 == sha)
+    oid = git_blob_oid(data=local) if isinstance(local, bytes) else git_blob_oid(local)
+    return bool(remote.size == size and remote.blob_id == oid)
 
 
 def push(
@@ -118,106 +139,25 @@ def push(
     revision: str = "main",
     dry_run: bool = False,
 ) -> PushResult:
-    import httpx
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    """Publish ``recipe``'s release; holds the recipe's lock so no stage rewrites it meanwhile."""
+    from zoo.lock import stage_lock
 
-    from zoo import __version__
+    repo_id = hub.check_repo_id(repo_id or recipe.repo_id)
+    hub.check_branch(revision)
+    layout = Layout(workdir, recipe.name)
+    if not layout.build_json.exists():
+        raise NotReadyError(f"{recipe.name} is not built in {workdir}; fix: zoo build {recipe.name}")
+    with stage_lock(layout, "push"):
+        shutil.rmtree(layout.folder / ".push", ignore_errors=True)  # left by zoo versions that staged uploads
+        build = check_build(layout, rehash=True)
+        check_eval(layout)
+        check_card(layout)
+        files = publish_files(layout, build)
+        entries = release_entries(layout, build, files)
+        manifest = dump(recipe.name, entries)
+        from zoo.publish.commit import publish
 
-    folder = workdir / recipe.name
-    files = publish_files(recipe, folder)
-    repo_id = repo_id or recipe.repo_id
-    build_sha = sha256_file(folder / "build.json")
-    tag = f"release-{build_sha[:12]}"
-    tok = token()
-    api = HfApi(token=tok)
-    try:
-        if not dry_run:
-            api.create_repo(repo_id, private=recipe.hub.private if private is None else private, exist_ok=True)
-            if revision != "main":
-                api.create_branch(repo_id, branch=revision, exist_ok=True)
-        remote = _remote(api, repo_id, revision)
-        changed = tuple(p for p, f in files.items() if p not in remote or not _same(f, remote[p]))
-        deleted = tuple(p for p in remote if p not in files and p not in KEEP_REMOTE)
-        unchanged = len(files) - len(changed)
-        if dry_run:
-            return PushResult(recipe.name, repo_id, revision, "dry-run", None, tag, changed, deleted, unchanged)
-        commit = None
-        if changed or deleted:
-            commit = _upload(api, recipe, folder, files, changed, deleted, repo_id, revision, __version__)
-            log.info(
-                "%s: pushed %d file(s), deleted %d, to %s@%s (%s)",
-                recipe.name,
-                len(changed),
-                len(deleted),
-                repo_id,
-                revision,
-                commit,
-            )
-        else:
-            log.info("%s: %s@%s already holds these %d files; no commit made", recipe.name, repo_id, revision, len(files))
-        api.create_tag(
-            repo_id, tag=tag, revision=commit or revision, tag_message=f"zoo {__version__}: {recipe.name}", exist_ok=True
-        )
-    except HfHubHTTPError as e:
-        raise HubError(
-            f"the Hub refused the push to {repo_id}: {str(e).splitlines()[0]}; fix: check the repo id and token permissions"
-        ) from None
-    except (httpx.HTTPError, OSError, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and not _transfer_failure(e):
-            raise  # not a transfer failure: a bug, keep its traceback
-        raise HubError(
-            f"the connection to the Hub broke during the push to {repo_id} ({type(e).__name__}); "
-            "fix: re-run `zoo push` (it uploads only what is missing)"
-        ) from None
-    status = "pushed" if commit else "unchanged"
-    return PushResult(recipe.name, repo_id, revision, status, commit, tag, changed, deleted, unchanged)
+        return publish(recipe, layout, repo_id, private, revision, dry_run, files, entries, manifest, tag_for(manifest))
 
 
-def _transfer_failure(e: BaseException) -> bool:
-    """Whether a wrapped error came from the network (huggingface_hub wraps failed LFS uploads)."""
-    import httpx
-
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, (httpx.HTTPError, OSError)) or type(cause).__name__.endswith("HTTPError"):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _upload(
-    api: Any,
-    recipe: Recipe,
-    folder: Path,
-    files: dict[str, Path],
-    changed: tuple[str, ...],
-    deleted: tuple[str, ...],
-    repo_id: str,
-    revision: str,
-    version: str,
-) -> str:
-    """Upload ``changed`` through a folder of hard links (copies across devices), deleting ``deleted``."""
-    staging = folder / ".push"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        for path in changed:
-            dest = staging / path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(files[path], dest)
-            except OSError:
-                shutil.copy2(files[path], dest)
-        staging.mkdir(exist_ok=True)
-        build = read_json(folder / "build.json") or {}
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(staging),
-            revision=revision,
-            commit_message=f"zoo {version}: {recipe.name}",
-            commit_description=f"Recipe sha256 {build.get('recipe_sha256')}; built by zoo {build.get('zoo_version')}.",
-            delete_patterns=list(deleted) or None,
-        )
-        return str(info.oid)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+__all__ = ["HubError", "PushResult", "push", "token", "publish_files", "git_blob_oid", "KEEP_REMOTE", "RETRY"]

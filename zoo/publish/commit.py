@@ -1,0 +1,160 @@
+"""The network half of ``zoo push``: compare with the remote branch, commit exact operations, tag.
+
+Kept apart from push.py, which decides what a release is; here every Hub call goes through
+``hub.call`` (timeouts, 429 retries) and every failure becomes one line. Operations name files by
+their exact paths (``CommitOperationAdd`` / ``CommitOperationDelete``): ``upload_folder``'s
+``delete_patterns`` are globs, so a remote file named ``*.bin`` or ``[ab].txt`` would delete others.
+The commit is made on top of the commit that was compared (``parent_commit``), so a concurrent push
+cannot be silently overwritten, and the tag is read back before it is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import HubError
+from zoo.publish import hub
+from zoo.publish.manifest import MANIFEST, Entry
+from zoo.publish.push import KEEP_REMOTE, RETRY, PushResult, _same, token
+from zoo.recipe import Recipe
+from zoo.workdir import Layout, read_json
+
+log = logging.getLogger(__name__)
+
+
+def _refs(api: Any, repo_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    refs = hub.call(api.list_repo_refs, repo_id)
+    return {b.name: b.target_commit for b in refs.branches}, {t.name: t.target_commit for t in refs.tags}
+
+
+def _tree(api: Any, repo_id: str, commit: str) -> dict[str, Any]:
+    from huggingface_hub.hf_api import RepoFile
+
+    files = {}
+    for f in hub.call(lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True))):
+        hub.check_path(f.path, f"{repo_id}'s file list")  # deletions are made from these paths
+        if isinstance(f, RepoFile):
+            files[f.path] = f
+    return files
+
+
+def _conflict(repo_id: str, tag: str, existing: str, commit: str, what: str) -> HubError:
+    return HubError(
+        f"tag {tag} of {repo_id} already points to commit {existing}, not {what} {commit}; "
+        f"fix: if that tag is stale, delete it (`hf repos tag delete {repo_id} {tag}`) and re-run `zoo push`"
+    )
+
+
+def publish(
+    recipe: Recipe,
+    layout: Layout,
+    repo_id: str,
+    private: bool | None,
+    revision: str,
+    dry_run: bool,
+    files: dict[str, Path],
+    entries: list[Entry],
+    manifest: bytes,
+    tag: str,
+) -> PushResult:
+    """Compare, commit and tag; a dry run only compares, anonymously when there is no token."""
+    import httpx
+    from huggingface_hub import HfApi, get_token
+
+    hub.prepare()
+    tok = token() if not dry_run else get_token()
+    api = HfApi(token=tok or False)
+    action = "reading the remote"
+    try:
+        return _publish(api, recipe, layout, repo_id, private, revision, dry_run, files, entries, manifest, tag, bool(tok))
+    except (OSError, RuntimeError, httpx.HTTPError) as e:
+        if isinstance(e, RuntimeError) and not hub.network_failure(e):
+            raise  # not a transfer failure: a bug, keep its traceback
+        raise hub.translate(e, repo_id, f"pushing to {repo_id}" if not dry_run else action, RETRY, writing=True) from None
+
+
+def _publish(
+    api: Any,
+    recipe: Recipe,
+    layout: Layout,
+    repo_id: str,
+    private: bool | None,
+    revision: str,
+    dry_run: bool,
+    files: dict[str, Path],
+    entries: list[Entry],
+    manifest: bytes,
+    tag: str,
+    has_token: bool,
+) -> PushResult:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from zoo import __version__
+
+    name = recipe.name
+    total = len(entries) + 1
+    if not dry_run:
+        hub.call(api.create_repo, repo_id, private=recipe.hub.private if private is None else private, exist_ok=True)
+    try:
+        branches, tags = _refs(api, repo_id)
+    except RepositoryNotFoundError:
+        if not dry_run:
+            raise
+        everything = tuple(sorted([*files, MANIFEST]))
+        note = "not found on the Hub (or private" + (")" if has_token else ", and no token was given)")
+        return PushResult(name, repo_id, revision, "dry-run", None, tag, everything, (), 0, f"{repo_id} {note}: the local plan")
+    if revision not in branches and not dry_run:
+        hub.call(api.create_branch, repo_id, branch=revision, exist_ok=True)
+        branches, tags = _refs(api, repo_id)
+    head = branches.get(revision) or branches.get("main")
+    remote = _tree(api, repo_id, hub.check_commit(head, f"{repo_id}@{revision}")) if head else {}
+    shas = {e.path: e.sha256 for e in entries}
+    changed = [p for p in files if p not in remote or not _same(files[p], shas[p], remote[p])]
+    if MANIFEST not in remote or not _same(manifest, hashlib.sha256(manifest).hexdigest(), remote[MANIFEST]):
+        changed.append(MANIFEST)
+    deleted = tuple(sorted(p for p in remote if p not in files and p != MANIFEST and p not in KEEP_REMOTE))
+    unchanged = total - len(changed)
+    existing = tags.get(tag)
+    if existing is not None and (changed or deleted or existing != head):
+        what = "a new commit on top of" if changed or deleted else f"{revision}'s head"
+        raise _conflict(repo_id, tag, existing, str(head), what)
+    if dry_run:
+        note = "" if has_token else f"compared anonymously with the public {repo_id}"
+        return PushResult(name, repo_id, revision, "dry-run", None, tag, tuple(changed), deleted, unchanged, note)
+    commit = head
+    if changed or deleted:
+        ops: list[Any] = [
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=manifest if p == MANIFEST else str(files[p])) for p in changed
+        ]
+        ops += [CommitOperationDelete(path_in_repo=p, is_folder=False) for p in deleted]
+        build = read_json(layout.build_json) or {}
+        info = hub.call(
+            api.create_commit,
+            repo_id,
+            operations=ops,
+            commit_message=f"zoo {__version__}: {name}",
+            commit_description=f"Recipe sha256 {build.get('recipe_sha256')}; built by zoo {build.get('zoo_version')}.",
+            revision=revision,
+            parent_commit=head,
+        )
+        commit = hub.check_commit(info.oid, f"the commit the Hub made in {repo_id}")
+        log.info("%s: pushed %d file(s), deleted %d, to %s@%s (%s)", name, len(changed), len(deleted), repo_id, revision, commit)
+    else:
+        log.info("%s: %s@%s already holds these %d files; no commit made", name, repo_id, revision, total)
+    if existing is None:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            hub.call(api.create_tag, repo_id, tag=tag, revision=commit, tag_message=f"zoo {__version__}: {name}")
+        except HfHubHTTPError as e:
+            if hub.status_of(e) != 409:
+                raise
+        _, tags = _refs(api, repo_id)
+        if tags.get(tag) != commit:
+            raise _conflict(repo_id, tag, str(tags.get(tag)), str(commit), "the new commit")
+    status = "pushed" if commit != head else "unchanged"
+    return PushResult(name, repo_id, revision, status, commit, tag, tuple(changed), deleted, unchanged)
