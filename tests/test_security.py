@@ -526,3 +526,22 @@ def test_training_checkpoints_cannot_run_code(tmp_path: Path) -> None:
     optimizer = torch.optim.AdamW(model.parameters())
     assert _resume(folder, model, optimizer, "k") == (0, [])  # refused, so training starts afresh
     assert not marker.exists()
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare for a small tmpfs")
+def test_pull_onto_a_small_disk_is_refused_up_front(hub: HubServer, work: Path, tmp_path: Path) -> None:
+    """A 2 MB filesystem cannot hold the 3.9 MB release: exit 11 before downloading, nothing left behind."""
+    published(hub, work, "zoo-tiny/disk")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ZOO_"))}
+    env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf"))
+    script = f'mount -t tmpfs -o size=2m tmpfs "{mnt}" || exit 99; "$@"; rc=$?; ls -A "{mnt}"; exit $rc'
+    cmd = [sys.executable, "-m", "zoo", "pull", "zoo-tiny/disk", "--local-dir", str(mnt / "disk")]
+    res = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *cmd], env=env, capture_output=True, text=True, timeout=300)
+    if res.returncode == 99:
+        pytest.skip("this machine cannot mount a tmpfs in a user namespace")
+    line = error_line(res, 11)
+    assert "not enough disk space" in line and "zoo-tiny/disk@" in line and "MB needed" in line
+    assert line.endswith("fix: free space or use --local-dir on a larger disk")
+    assert res.stdout.strip() == ""  # the target folder was removed again: nothing kept

@@ -243,20 +243,20 @@ def size_text(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
-def check_disk(folder: Path, need_bytes: float, what: str) -> None:
+def check_disk(folder: Path, need_bytes: float, what: str, option: str = "--workdir") -> None:
     """Fail before writing when ``folder``'s filesystem has less than ``need_bytes`` free."""
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if free < need_bytes:
         raise DiskSpaceError(
             f"not enough disk space in {folder} for {what}: about {size_text(need_bytes)} needed, {size_text(free)} free; "
-            "fix: free space or use --workdir on a larger disk"
+            f"fix: free space or use {option} on a larger disk"
         )
 
 
-def disk_full(folder: Path, what: str) -> DiskSpaceError:
+def disk_full(folder: Path, what: str, option: str = "--workdir") -> DiskSpaceError:
     free = shutil.disk_usage(folder).free if folder.exists() else 0
     return DiskSpaceError(
         f"the disk filled up while writing {what} in {folder} ({size_text(free)} free now); nothing was kept and earlier "
-        "results are intact; fix: free space or use --workdir on a larger disk"
+        f"results are intact; fix: free space or use {option} on a larger disk"
     )

@@ -21,7 +21,7 @@ from zoo.errors import HubError, UnknownNameError, VerifyError
 from zoo.publish import hub
 from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, check_build_json, parse
 from zoo.publish.target import Target, check_destinations, discard, inspect, move_in, open_staging
-from zoo.workdir import sha256_file
+from zoo.workdir import check_disk, disk_full, is_disk_full, sha256_file
 
 log = logging.getLogger(__name__)
 RETRY = "check the network and re-run `zoo pull` (it resumes)"
@@ -123,6 +123,7 @@ def pull(
                     f"{source}: {e.path!r} is {tree[e.path]} bytes in the repo, {MANIFEST} says {e.size}; nothing was kept"
                 )
         check_destinations(target, entries, source)
+        check_disk(staged, sum(e.size for e in entries if e.path not in target.ours) * 1.05, f"{source}'s files", "--local-dir")
         keep_partial = True
         fresh = _fetch(api, repo_id, commit, target, staged, entries, source)
         keep_partial = False
@@ -139,6 +140,8 @@ def pull(
         raise HubError(f"{repo_id} not found on the Hub (or private); fix: check the name, or log in with access") from None
     except (LocalEntryNotFoundError, OSError, httpx.HTTPError) as e:
         discard(target, keep_partial)
+        if is_disk_full(e):
+            raise disk_full(target.root, f"{repo_id}'s files", "--local-dir") from None
         raise hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False) from None
     except BaseException:
         discard(target, keep_partial)

@@ -1,0 +1,72 @@
+"""``zoo list``, ``zoo show``, ``zoo validate``: the recipe catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from zoo.cli import catalog_root, cli, errors
+from zoo.cli.table import table
+
+
+@cli.command("list")
+@click.option("--family", help="llama3, llava-next, or a base such as llama3-70b / tiny-llama3.")
+@click.option("--method", help="rtn, gptq, awq, smoothquant, quip, pbllm, billm, dbllm, slimllm, qlora, irqlora.")
+@click.option("--bits", type=float, help="Weight bits, e.g. 4 or 1.1.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@click.pass_context
+@errors
+def list_cmd(ctx: click.Context, family: str | None, method: str | None, bits: float | None, as_json: bool) -> None:
+    """The catalog, with which recipes can be built now."""
+    from zoo.catalog import entries
+
+    rows = [dataclasses.asdict(e) for e in entries(catalog_root(ctx), family, method, bits)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        r["buildable"] = "yes" if r["buildable"] else "no"
+    click.echo(table(rows))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@click.pass_context
+@errors
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """The fully resolved recipe NAME: inherited values and method defaults filled in."""
+    import yaml
+
+    from zoo.catalog import load
+
+    data = load(name, catalog_root(ctx)).model_dump(mode="json")
+    click.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Also require what a release needs: Hub bases pinned to a commit.")
+@click.pass_context
+@errors
+def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool) -> None:
+    """Check recipe files (default: the whole catalog) and report every problem at once (exit 2 if any)."""
+    from zoo.catalog import base_paths, recipe_paths
+    from zoo.catalog import validate as check
+
+    if not paths:
+        root = catalog_root(ctx)
+        paths = (*base_paths(root), *recipe_paths(root))
+    problems = check(list(paths), strict)
+    for p in problems:
+        click.echo(str(p), err=True)
+    bad = len({os.path.realpath(p.file) for p in problems})
+    if problems:
+        click.echo(f"{len(problems)} problem(s) in {bad} of {len(paths)} file(s)", err=True)
+        sys.exit(2)
+    click.echo(f"{len(paths)} file(s) valid")

@@ -1,0 +1,124 @@
+"""``zoo push``, ``zoo pull``, ``zoo release``, ``zoo matrix``: the Hub and CI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from zoo.cli import catalog_root, cli, device_option, errors, workdir_option
+from zoo.cli.table import table
+from zoo.errors import ZooError
+
+
+@cli.command("push")
+@click.argument("name")
+@workdir_option
+@click.option("--repo-id", help="Hub repo (default: the recipe's, {org}/{name}).")
+@click.option("--org", envvar="ZOO_HUB_ORG", help="Hub org for the default repo id (env ZOO_HUB_ORG).")
+@click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
+@click.option("--revision", default="main", show_default=True, help="Branch to commit to.")
+@click.option("--dry-run", is_flag=True, help="List what would change; upload nothing. Needs no token (compares anonymously).")
+@click.pass_context
+@errors
+def push_cmd(
+    ctx: click.Context,
+    name: str,
+    workdir: Path | None,
+    repo_id: str | None,
+    org: str | None,
+    private: bool | None,
+    revision: str,
+    dry_run: bool,
+) -> None:
+    """Publish built recipe NAME (checkpoint, card, build.json, eval.json) to the Hub."""
+    from zoo.catalog import load
+    from zoo.publish.hub import check_repo_id
+    from zoo.publish.push import push
+    from zoo.workdir import workdir as default_workdir
+
+    if repo_id is not None:
+        check_repo_id(repo_id)  # before anything else, and before any network call
+    recipe = load(name, catalog_root(ctx))
+    repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
+    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run)
+    if r.status == "dry-run":
+        for p in r.changed:
+            click.echo(f"would upload  {p}")
+        for p in r.deleted:
+            click.echo(f"would delete  {p}")
+        note = f" ({r.note})" if r.note else ""
+        click.echo(
+            f"{r.repo_id}@{r.revision}: {len(r.changed)} to upload, {len(r.deleted)} to delete, {r.unchanged} unchanged; "
+            f"tag {r.tag}{note}"
+        )
+    elif r.status == "unchanged":
+        click.echo(f"{r.repo_id}@{r.revision}: already up to date ({r.unchanged} files); no commit made; tag {r.tag}")
+    else:
+        click.echo(f"{r.repo_id}@{r.revision}: pushed {len(r.changed)} file(s) in commit {r.commit}; tag {r.tag}")
+
+
+@cli.command("pull")
+@click.argument("name")
+@click.option("--revision", help="Branch, tag or commit (default: the newest release tag on main).")
+@click.option("--local-dir", type=click.Path(path_type=Path), help="Where to put the files (default: ./<repo name>).")
+@click.option(
+    "--force", is_flag=True, help="Pull into a folder holding other files; only the files the release lists are overwritten."
+)
+@click.pass_context
+@errors
+def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None, force: bool) -> None:
+    """Download NAME (a recipe name or owner/repo) and verify every file against the release manifest."""
+    from zoo.catalog import recipes_dir
+    from zoo.publish.pull import pull
+
+    try:
+        root: Path | None = recipes_dir(ctx.obj.get("recipes"))
+    except ZooError:
+        root = None  # users without a checkout pull by repo id
+    r = pull(name, root, revision, local_dir, force)
+    click.echo(
+        f"{r.repo_id}@{r.revision} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}"
+    )
+
+
+@cli.command("release")
+@click.argument("names", nargs=-1, required=True)
+@workdir_option
+@device_option
+@click.option("--limit", type=click.IntRange(min=1), help="Quick evaluation: at most N items per task (recorded in the card).")
+@click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload (needs no token).")
+@click.pass_context
+@errors
+def release_cmd(
+    ctx: click.Context, names: tuple[str, ...], workdir: Path | None, device: str, limit: int | None, dry_run: bool
+) -> None:
+    """build -> eval -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
+    from zoo.publish.release import release
+    from zoo.workdir import workdir as default_workdir
+
+    outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run)
+    rows = [
+        {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push")}, "error": o.error}
+        for o in outcomes
+    ]
+    click.echo(table(rows))
+    failed = [o.name for o in outcomes if not o.ok]
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(outcomes)} release(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@cli.command("matrix")
+@click.option("--changed-since", help="Only recipes whose file, or a file they extend, changed since this git ref.")
+@click.option("--family", help="llama3, llava-next, or a base such as llama3-70b.")
+@click.option("--method", help="A method name, e.g. gptq.")
+@click.pass_context
+@errors
+def matrix_cmd(ctx: click.Context, changed_since: str | None, family: str | None, method: str | None) -> None:
+    """The recipes as a GitHub Actions matrix (JSON), with runner labels by memory need."""
+    from zoo.publish.matrix import matrix
+
+    click.echo(json.dumps(matrix(catalog_root(ctx), changed_since, family, method)))
