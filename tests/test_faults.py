@@ -199,3 +199,11 @@ def test_full_disk_is_one_line_and_keeps_the_previous_build(tmp_path: Path) -> N
     assert (out / "early.rc").read_text().strip() == "11"
     early = one_line((out / "early.err").read_text())
     assert "not enough disk space" in early and " MB needed, " in early and " MB free" in early
+
+
+def test_checkpoint_files_have_normal_permissions(once: Path) -> None:
+    """safetensors writes through a 0600 temporary file; the published checkpoint must be readable like the rest."""
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (once / NAME / "model").iterdir()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o666 & ~mask}, modes
