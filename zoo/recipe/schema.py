@@ -23,6 +23,12 @@ def valid_name(name: str) -> bool:
     return bool(NAME_RE.match(name)) and ".." not in name
 
 
+def _repo_id(v: str | None) -> str | None:
+    if v is not None and (not REPO_RE.match(v) or ".." in v):
+        raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
+    return v
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,12 +48,7 @@ class BaseSpec(Strict):
 
     context_length: int | None = Field(None, gt=0, description="the base's context window, to check sequence lengths")
 
-    @field_validator("repo_id")
-    @classmethod
-    def _repo(cls, v: str | None) -> str | None:
-        if v is not None and (not REPO_RE.match(v) or ".." in v):
-            raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
-        return v
+    _repo = field_validator("repo_id")(_repo_id)
 
     @property
     def pinned(self) -> bool:
@@ -117,12 +118,7 @@ class HubSpec(Strict):
     repo_id: str | None = None
     private: bool = False
 
-    @field_validator("repo_id")
-    @classmethod
-    def _repo(cls, v: str | None) -> str | None:
-        if v is not None and (not REPO_RE.match(v) or ".." in v):
-            raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
-        return v
+    _repo = field_validator("repo_id")(_repo_id)
 
     @field_validator("org")
     @classmethod
