@@ -39,6 +39,12 @@ class UnknownNameError(ZooError):
 # One class per exit code (the README's table lists them). Modules raise these; none defines its own.
 
 
+class UsageError(ZooError):
+    """A bad command-line value or a bad template/task-data setting: fix the input."""
+
+    exit_code = 2
+
+
 class NotBuildableError(ZooError):
     """The method is in the catalog but has no builder yet."""
 
@@ -102,14 +108,6 @@ class BusyError(ZooError):
 # Older names, one meaning each.
 BaseModelError = HubError
 NotBuiltError = NotReadyError
-
-
-class UsageError(ZooError):
-    """A bad command-line value or a bad template/task-data setting: fix the input."""
-
-    exit_code = 2
-
-
 CardError = UsageError
 TaskDataError = UsageError
 MissingVisionExtra = MissingExtraError

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from zoo.build import load as base_loader
 from zoo.build import manifest
-from zoo.errors import NeedsAcceleratorError, NotBuildableError, ZooError
+from zoo.errors import NeedsAcceleratorError, NotBuildableError, NotReadyError, ZooError
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.methods import METHODS
@@ -65,6 +65,12 @@ class BuildResult:
 def recipe_sha256(recipe: Recipe) -> str:
     blob = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_recipe(recipe: Recipe, build: dict[str, Any], folder: Path) -> None:
+    """Later stages describe the recipe next to the build's numbers: the build must be of this recipe."""
+    if build.get("recipe_sha256") != recipe_sha256(recipe):
+        raise NotReadyError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: zoo build {recipe.name}")
 
 
 def is_built(recipe: Recipe, folder: Path) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from zoo.card.common import DATASET_NAMES, fmt, ppl_name, primary_metric
 from zoo.card.context import gather
 from zoo.card.plot import plot
 from zoo.card.siblings import family, plot_points
-from zoo.errors import CardError, NotReadyError
+from zoo.errors import CardError
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.recipe import Recipe
@@ -162,17 +162,6 @@ def _inputs_sha(recipe: Recipe, catalog: list[Recipe], workdir: Path, template: 
     return h.hexdigest()
 
 
-def _check_recipe(recipe: Recipe, layout: Layout, build: dict[str, Any]) -> None:
-    """The card prints the recipe next to the build's numbers: they must be the same recipe."""
-    from zoo.build.run import recipe_sha256
-
-    if build.get("recipe_sha256") != recipe_sha256(recipe):
-        raise NotReadyError(
-            f"{recipe.name}: the build in {layout.folder} is of an older recipe, so its card would describe a recipe "
-            f"it was not built from; fix: zoo build {recipe.name}"
-        )
-
-
 def render(
     recipe: Recipe,
     catalog: list[Recipe],
@@ -196,7 +185,9 @@ def render(
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "card", wait):
         build = check_build(layout)
-        _check_recipe(recipe, layout, build)
+        from zoo.build.run import check_recipe
+
+        check_recipe(recipe, build, layout.folder)
         ev = check_eval(layout)
         clear_partials(layout.folder)  # leftovers of a killed stage; we hold the lock, so none is live
         return _render(recipe, catalog, layout, force, template, build, ev)

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import GateError, NeedsAcceleratorError, NotBuiltError, UsageError
+from zoo.errors import GateError, NeedsAcceleratorError, UsageError
 from zoo.evaluation import TASKS
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
@@ -220,11 +220,10 @@ def _evaluate(
     backend: str,
 ) -> EvalResult:
     workdir, folder, build_json = layout.workdir, layout.folder, layout.build_json
-    from zoo.build.run import recipe_sha256
+    from zoo.build.run import check_recipe
 
     build = check_build(layout)  # a truncated or altered checkpoint stops here, not in a loader
-    if build.get("recipe_sha256") != recipe_sha256(recipe):
-        raise NotBuiltError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: `zoo build {recipe.name}` again")
+    check_recipe(recipe, build, folder)
     dev = _device(device)
     from zoo.evaluation.harness import check_backend
 
