@@ -24,7 +24,8 @@ from zoo.catalog import load, recipe_paths
 from zoo.errors import NotReadyError
 from zoo.evaluation.run import evaluate
 from zoo.recipe import Recipe, load_recipe
-from zoo.workdir import sha256_file
+from zoo.records import Baseline, BuildRecord, EvalRecord, FileEntry
+from zoo.workdir import Layout, sha256_file
 
 GOLDEN = Path(__file__).parent / "golden"
 CATALOG = [load_recipe(p) for p in recipe_paths(RECIPES)]
@@ -46,21 +47,26 @@ def synthetic(
     (folder / "model").mkdir(parents=True, exist_ok=True)
     weights = folder / "model" / "model.safetensors"
     weights.write_bytes(b"zoo\x00" + recipe.name[:1].encode())
-    build = {
-        "name": recipe.name,
-        "created": "2026-01-02T03:04:05+00:00",
-        "recipe_sha256": recipe_sha256(recipe),
-        "device": "cuda",
-        "gpu": {"name": "NVIDIA H100 80GB HBM3", "peak_bytes": 21_000_000_000},
-        "timings_s": {"total": 1234.5},
-        "peak_host_rss_bytes": 40_000_000_000,
-        "base": {"repo_id": recipe.base.repo_id, "commit": "c" * 40},
-        "versions": {"torch": "2.13.0", "transformers": "5.17.0", "zoo": "0.1.0"},
-        "calibration": {"tokens_sha256": "d" * 64},
-        "files": [{"path": "model.safetensors", "size": weights.stat().st_size, "sha256": sha256_file(weights)}],
-        "total_bytes": 5_700_000_000,
-    }
-    (folder / "build.json").write_text(json.dumps(build))
+    layout = Layout(workdir, recipe.name)
+    BuildRecord(
+        name=recipe.name,
+        zoo_version="0.1.0",
+        created="2026-01-02T03:04:05+00:00",
+        recipe_sha256=recipe_sha256(recipe),
+        recipe=recipe.model_dump(mode="json"),
+        base={"repo_id": recipe.base.repo_id, "commit": "c" * 40},
+        method={"name": recipe.method, "format": recipe.format},
+        seed=0,
+        calibration={"tokens_sha256": "d" * 64},
+        device="cuda",
+        host_memory_limit_bytes=None,
+        versions={"torch": "2.13.0", "transformers": "5.17.0", "zoo": "0.1.0"},
+        timings_s={"total": 1234.5},
+        peak_host_rss_bytes=40_000_000_000,
+        gpu={"name": "NVIDIA H100 80GB HBM3", "peak_bytes": 21_000_000_000},
+        total_bytes=5_700_000_000,
+        files=(FileEntry(path="model.safetensors", size=weights.stat().st_size, sha256=sha256_file(weights)),),
+    ).write(layout)
     if not evaluated:
         return
     if metrics is None:
@@ -68,23 +74,27 @@ def synthetic(
         metrics.update({f"{t}/acc": 0.61 + i / 100 for i, t in enumerate(recipe.eval.tasks)})
     if base is None:
         base = {k: (v - 0.4 if k.startswith("ppl/") else v + 0.02) for k, v in metrics.items()}
-    ev = {
-        "name": recipe.name,
-        "build_sha256": sha256_file(folder / "build.json"),
-        "limit": limit,
-        "device": "cuda",
-        "dtype": "bfloat16",
-        "batch_size": 8,
-        "suite": {"versions": {"lm-eval": "0.4.13"}},
-        "metrics": metrics,
-        "details": {
+    EvalRecord(
+        name=recipe.name,
+        created="2026-01-02T04:05:06+00:00",
+        build_sha256=sha256_file(layout.build_json),
+        suite_sha256="e" * 64,
+        recipe_sha256=recipe_sha256(recipe),
+        suite={"versions": {"lm-eval": "0.4.13"}},
+        limit=limit,
+        batch_size=8,
+        seed=0,
+        dtype="bfloat16",
+        device="cuda",
+        duration_s=600.0,
+        metrics=dict(metrics),
+        details={
             "perplexity": {d: {"windows": limit or 140, "seqlen": recipe.eval.seqlen} for d in recipe.eval.perplexity},
             "tasks": {t: {"samples": min(limit or 10, 10)} for t in recipe.eval.tasks},
         },
-        "baseline": {"metrics": base},
-        "recovery": recovery(metrics, base),
-    }
-    (folder / "eval.json").write_text(json.dumps(ev))
+        baseline=Baseline(metrics=dict(base)),
+        recovery=recovery(dict(metrics), dict(base)),
+    ).write(layout)
 
 
 def table(readme: str) -> dict[str, list[str]]:
@@ -329,13 +339,14 @@ def test_headline_from_offline_tasks_alone_is_never_a_recovery_claim() -> None:
 
     recipe = load("tiny-llama3-gptq-4bit", RECIPES)
     recipe = recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"perplexity": []})})
-    ev = {
-        "limit": None,
-        "metrics": {"zero_shot_avg/acc": 0.3},
-        "baseline": {"metrics": {"zero_shot_avg/acc": 0.3}},
-        "recovery": {"zero_shot_avg/acc": 100.0},
-        "details": {"tasks": {"arc_easy": {"samples": 10}}},
-    }
+    ev = EvalRecord(
+        name=recipe.name, created="2026-01-01T00:00:00+00:00", build_sha256="0" * 64, suite_sha256="0" * 64,
+        recipe_sha256=None, suite={}, limit=None, batch_size=1, seed=0, dtype="float32", device="cpu", duration_s=1.0,
+        metrics={"zero_shot_avg/acc": 0.3},
+        baseline=Baseline(metrics={"zero_shot_avg/acc": 0.3}),
+        recovery={"zero_shot_avg/acc": 100.0},
+        details={"tasks": {"arc_easy": {"samples": 10}}},
+    )  # fmt: skip
     text = headline(recipe, ev, results_rows(ev))
     assert text is not None and "recovering" not in text
     assert "On zoo's small offline task files: zero-shot average (acc) 0.3 against 0.3 for the 16-bit base" in text

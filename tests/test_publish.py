@@ -160,8 +160,9 @@ def test_missing_or_invalid_token(hub: HubServer, ready: Path) -> None:
     assert "hf_not_a_real_token" not in res.stderr + res.stdout
 
 
-def test_release_runs_every_stage_and_reports_failures(hub: HubServer, ready: Path) -> None:
-    res = zoo(hub, ready, "release", "tiny-llama3-rtn-8bit-pc", "llama3-8b-awq-4bit", "--limit", "4", "--device", "cpu")
+def test_release_runs_every_stage_and_reports_failures(hub: HubServer, tmp_path: Path) -> None:
+    # A workdir of its own: other tests build tiny-llama3-rtn-8bit-pc in the shared one.
+    res = zoo(hub, tmp_path, "release", "tiny-llama3-rtn-8bit-pc", "llama3-8b-awq-4bit", "--limit", "4", "--device", "cpu")
     assert res.returncode == 1
     lines = res.stdout.splitlines()
     rtn = next(x for x in lines if x.startswith("tiny-llama3-rtn-8bit-pc"))
@@ -169,7 +170,7 @@ def test_release_runs_every_stage_and_reports_failures(hub: HubServer, ready: Pa
     big = next(x for x in lines if x.startswith("llama3-8b-awq-4bit"))  # offline: its base cannot be fetched
     assert "failed" in big and "meta-llama/Meta-Llama-3-8B" in big
     assert "1 of 2 release(s) failed" in res.stderr
-    again = zoo(hub, ready, "release", "tiny-llama3-rtn-8bit-pc", "--limit", "4", "--device", "cpu")
+    again = zoo(hub, tmp_path, "release", "tiny-llama3-rtn-8bit-pc", "--limit", "4", "--device", "cpu")
     assert again.returncode == 0
     row = next(x for x in again.stdout.splitlines() if x.startswith("tiny-llama3-rtn-8bit-pc"))
     assert row.split()[1:4] == ["skipped", "skipped", "skipped"] and "unchanged" in row

@@ -32,7 +32,7 @@ def test_inherits_through_two_levels_and_fills_method_defaults(catalog: Path) ->
     assert r.base.builtin == "tiny-llama3"
     assert r.calibration.dataset == "pydoc" and r.calibration.seqlen == 256  # child of llama3 overrides
     assert r.eval.perplexity == ["pydoc"]
-    assert r.params == {"dampening_frac": 0.01, "block_size": 128, "actorder": None}
+    assert r.params.model_dump() == {"dampening_frac": 0.01, "block_size": 128, "actorder": None}
     assert r.weights.symmetric is False  # GPTQ's own default
     assert r.format == "compressed-tensors"
     assert r.card.template == "llama3"
@@ -42,7 +42,7 @@ def test_inherits_through_two_levels_and_fills_method_defaults(catalog: Path) ->
 def test_extends_list_merges_in_order(catalog: Path) -> None:
     (catalog / "_base" / "strong.yaml").write_text("params: {dampening_frac: 0.1}\n")
     text = GOOD.replace("NAME", "tiny-b").replace("extends: _base/tiny-llama3", "extends: [_base/tiny-llama3, _base/strong]")
-    assert load_recipe(write(catalog, "tiny-b", text)).params["dampening_frac"] == 0.1
+    assert load_recipe(write(catalog, "tiny-b", text)).params.model_dump()["dampening_frac"] == 0.1
 
 
 def test_child_overrides_parent(catalog: Path) -> None:

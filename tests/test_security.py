@@ -395,7 +395,14 @@ def test_push_refuses_stale_inputs(hub: HubServer, work: Path, stale: str) -> No
         _flip(folder / "model" / "model.safetensors")
         want = "no longer matches build.json"
     elif stale == "eval":
-        (folder / "eval.json").write_text(json.dumps({"build_sha256": "0" * 64}))
+        from zoo.records import Baseline, EvalRecord
+
+        stale_eval = EvalRecord(
+            name=NAME, created="2026-01-01T00:00:00+00:00", build_sha256="0" * 64, suite_sha256="0" * 64,
+            recipe_sha256=None, suite={}, limit=None, batch_size=1, seed=0, dtype="float32", device="cpu",
+            duration_s=1.0, metrics={}, details={}, baseline=Baseline(metrics={}), recovery={},
+        )  # fmt: skip
+        (folder / "eval.json").write_text(stale_eval.model_dump_json())
         want = "eval.json measured an earlier build"
     elif stale == "card-build":
         (folder / "card" / "card.json").write_text(json.dumps({**card, "build_sha256": "0" * 64}))

@@ -3,7 +3,7 @@
 ``Layout`` is the one owner of every path under ``<workdir>/<name>/``: ``model/`` and ``build.json``
 from ``zoo build``, ``eval.json``, ``card/``, and the lock. Every write here is atomic (temporary
 name, then rename), so a crash never leaves a file or a folder that looks finished, and a stage can
-trust what it finds once ``check_build`` has compared the checkpoint with its record.
+trust what it finds once ``zoo.records.BuildRecord.checked`` has compared the checkpoint with its record.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import DiskSpaceError, NotReadyError, UsageError
+from zoo.errors import DiskSpaceError, UsageError
 
 DEFAULT = Path("work")
 
@@ -64,6 +64,10 @@ class Layout:
         return self.folder / "card"
 
     @property
+    def card_json(self) -> Path:
+        return self.card / "card.json"
+
+    @property
     def offload(self) -> Path:
         return self.folder / ".offload"
 
@@ -83,6 +87,11 @@ class Layout:
     @property
     def baselines(self) -> Path:
         return self.workdir / "_baselines"
+
+    @property
+    def rehearsal(self) -> Path:
+        """``zoo rehearse``'s shrunk bases and stage outputs, apart from real builds."""
+        return self.workdir / "_rehearsal"
 
 
 def _umask() -> int:
@@ -159,71 +168,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_manifest(folder: Path) -> list[dict[str, Any]]:
-    """Size and sha256 of every file under ``folder``, sorted by relative path."""
-    return [
-        {"path": p.relative_to(folder).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    ]
-
-
 def clear_partials(parent: Path) -> None:
     """Remove leftovers of interrupted stages (``.*.partial-*`` / ``.*.old-*`` folders)."""
     for pattern in (".*.partial-*", ".*.old-*"):
         for p in parent.glob(pattern):
             shutil.rmtree(p, ignore_errors=True)
-
-
-def _stat_key(p: Path) -> list[int]:
-    st = p.stat()
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def remember_verified(layout: Layout, files: list[dict[str, Any]]) -> None:
-    """Record that ``files`` were hashed just now, so later checks only re-hash what changed on disk."""
-    cache = {f["path"]: [f["sha256"], *_stat_key(layout.model / f["path"])] for f in files}
-    write_json(layout.verified, {"files": cache})
-
-
-def check_build(layout: Layout, rehash: bool = False) -> dict[str, Any]:
-    """The build record, after proving the checkpoint on disk still matches it.
-
-    Sizes are always compared; sha256 too, except for files whose size, mtime and inode equal those
-    of the last successful check (``rehash`` ignores that cache: push does, since it publishes)."""
-    name = layout.name
-    record = read_json(layout.build_json)
-    if record is None:
-        if not layout.build_json.exists():
-            raise NotReadyError(f"{name} is not built in {layout.workdir}; fix: zoo build {name}")
-        raise NotReadyError(f"{name}'s build.json in {layout.folder} is unreadable; fix: zoo build {name} --force")
-    files = record.get("files")
-    if not isinstance(files, list):
-        raise NotReadyError(f"{name}'s build.json lists no files; fix: zoo build {name} --force")
-    cache = {} if rehash else (read_json(layout.verified) or {}).get("files", {})
-    fresh = False
-    for f in files:
-        p = layout.model / f["path"]
-        bad = not p.is_file() or p.stat().st_size != f["size"]
-        if not bad and cache.get(f["path"]) != [f["sha256"], *_stat_key(p)]:
-            bad, fresh = sha256_file(p) != f["sha256"], True
-        if bad:
-            raise NotReadyError(f"{name}'s build no longer matches build.json ({f['path']}); fix: zoo build {name} --force")
-    if fresh or rehash:
-        remember_verified(layout, files)
-    return record
-
-
-def check_eval(layout: Layout) -> dict[str, Any] | None:
-    """eval.json when it measured exactly the current build; None when there is none; an error when stale."""
-    ev = read_json(layout.eval_json)
-    if ev is None:
-        return None
-    if ev.get("build_sha256") != sha256_file(layout.build_json):
-        raise NotReadyError(
-            f"{layout.name}'s eval.json measured an earlier build, not the one in build.json; fix: zoo eval {layout.name}"
-        )
-    return ev
 
 
 def is_disk_full(e: BaseException) -> bool:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import BaseModelError
+
+if TYPE_CHECKING:
+    from zoo.families.base import FamilySpec
+    from zoo.recipe import Recipe
 
 log = logging.getLogger(__name__)
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
@@ -25,8 +29,9 @@ class BaseSource:
     identity: dict[str, Any]
 
 
-def download(repo_id: str, revision: str | None) -> Path:
-    """The base's weight files at ``revision``, with one-line errors for gated / missing / offline."""
+def download(repo_id: str, revision: str | None, patterns: list[str] | None = None) -> Path:
+    """The base's files at ``revision`` (``patterns``: which; default its weights and small files),
+    with one-line errors for gated / missing / offline."""
     import httpx
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
@@ -39,7 +44,7 @@ def download(repo_id: str, revision: str | None) -> Path:
 
     where = f"{repo_id}@{revision}"
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=WEIGHT_PATTERNS))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns or WEIGHT_PATTERNS))
     except GatedRepoError as e:
         raise BaseModelError(
             f"base model {repo_id} is gated; fix: accept its license on the Hub, then `hf auth login` or set HF_TOKEN"
@@ -62,7 +67,7 @@ def download(repo_id: str, revision: str | None) -> Path:
         ) from None
 
 
-def resolve(recipe: Any, recipe_dir: Path) -> BaseSource:
+def resolve(recipe: Recipe, recipe_dir: Path) -> BaseSource:
     """Where the base's files are on this machine, and what exactly they are."""
     from zoo.tiny.bases import builtin_path
 
@@ -77,11 +82,13 @@ def resolve(recipe: Any, recipe_dir: Path) -> BaseSource:
         if not (path / "config.json").exists():
             raise BaseModelError(f"local base {path} has no config.json; fix: base.path must be a saved model folder")
         return BaseSource(path, {"path": str(path)})
+    if b.repo_id is None:  # the schema requires exactly one of builtin, path, repo_id
+        raise BaseModelError(f"{recipe.name}: the base names no repo_id, path or builtin; fix: set one of them")
     path = download(b.repo_id, b.revision)
     return BaseSource(path, {"repo_id": b.repo_id, "revision": b.revision, "commit": path.name})
 
 
-def load_model(source: BaseSource, family: Any, host_memory: int | None, offload_dir: Path) -> Any:
+def load_model(source: BaseSource, family: FamilySpec, host_memory: int | None, offload_dir: Path) -> Any:
     """The model on the host, spilling to ``offload_dir`` past ``host_memory`` bytes."""
     import transformers
     from compressed_tensors.offload import load_offloaded_model
@@ -98,7 +105,7 @@ def load_model(source: BaseSource, family: Any, host_memory: int | None, offload
     return model.eval()
 
 
-def load_processor(source: BaseSource, family: Any) -> Any:
+def load_processor(source: BaseSource, family: FamilySpec) -> Any:
     """The tokenizer, or the processor (tokenizer + image processor) for multimodal families."""
     import transformers
 

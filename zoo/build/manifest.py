@@ -5,19 +5,26 @@ from __future__ import annotations
 import platform
 import resource
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from typing import Any
 
 PACKAGES = ("torch", "transformers", "llmcompressor", "compressed-tensors", "huggingface-hub", "datasets", "accelerate")
 
 
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
+def package_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Installed versions by distribution name; None for a package that is not installed."""
+    out: dict[str, str | None] = {}
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version(), **package_versions(PACKAGES)}
     from zoo import __version__
 
     out["zoo"] = __version__

@@ -31,19 +31,8 @@ from zoo.lock import stage_lock
 from zoo.methods import METHODS
 from zoo.methods.base import BuildContext
 from zoo.recipe import Recipe
-from zoo.workdir import (
-    Layout,
-    check_disk,
-    clear_partials,
-    disk_full,
-    file_manifest,
-    is_disk_full,
-    normal_permissions,
-    read_json,
-    remember_verified,
-    swap_in,
-    write_json,
-)
+from zoo.records import BuildRecord, file_entries, remember_verified
+from zoo.workdir import Layout, check_disk, clear_partials, disk_full, is_disk_full, normal_permissions, swap_in
 
 log = logging.getLogger(__name__)
 TINY_LIMIT_B = 1.0  # bases under a billion parameters build on a CPU without --device cpu
@@ -67,22 +56,17 @@ def recipe_sha256(recipe: Recipe) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def check_recipe(recipe: Recipe, build: dict[str, Any], folder: Path) -> None:
+def check_recipe(recipe: Recipe, build: BuildRecord, folder: Path) -> None:
     """Later stages describe the recipe next to the build's numbers: the build must be of this recipe."""
-    if build.get("recipe_sha256") != recipe_sha256(recipe):
+    if build.recipe_sha256 != recipe_sha256(recipe):
         raise NotReadyError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: zoo build {recipe.name}")
 
 
-def is_built(recipe: Recipe, folder: Path) -> dict[str, Any] | None:
+def is_built(recipe: Recipe, layout: Layout) -> BuildRecord | None:
     """The finished build record for this exact recipe, if the checkpoint is still intact."""
-    record = read_json(folder / "build.json")
-    if not record or record.get("recipe_sha256") != recipe_sha256(recipe) or not isinstance(record.get("files"), list):
+    record = BuildRecord.read(layout)
+    if record is None or record.recipe_sha256 != recipe_sha256(recipe) or not record.intact(layout):
         return None
-    model = folder / "model"
-    for f in record["files"]:
-        p = model / f["path"]
-        if not p.is_file() or p.stat().st_size != f["size"]:
-            return None
     return record
 
 
@@ -159,10 +143,10 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
             f"{recipe.name}: method {recipe.method!r} is in the catalog but not implemented yet; fix: pick a recipe of "
             f"a buildable method ({buildable}); `zoo list` shows which"
         )
-    done = None if force else is_built(recipe, folder)
+    done = None if force else is_built(recipe, layout)
     if done:
         log.info("%s: already built (%s), skipping; --force rebuilds", recipe.name, layout.build_json)
-        return BuildResult(recipe.name, "skipped", layout.model, layout.build_json, done["total_bytes"], 0.0)
+        return BuildResult(recipe.name, "skipped", layout.model, layout.build_json, done.total_bytes, 0.0)
     dev = resolve_device(recipe, device)
     check_disk(folder, _needed_bytes(recipe, recipe_dir, host_memory), f"{recipe.name}'s checkpoint")
     clear_partials(folder)
@@ -199,41 +183,44 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
             t = lap("calibration", t)
         torch.manual_seed(recipe.calibration.seed)
         log.info("%s: quantizing with %s on %s", recipe.name, spec.title, dev)
-        ctx = BuildContext(recipe, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, layout.train)
+        ctx = BuildContext(
+            recipe, recipe.params, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, layout.train
+        )
         method_info = _quantizer(spec)(ctx)
         del ctx
         t = lap("quantize", t)
         timings["quantize"] = round(timings["quantize"] - timings.get("load", 0.0), 3)
         normal_permissions(out)  # safetensors writes 0600; the rest of the checkpoint is 0644
-        files = file_manifest(out)
+        files = file_entries(out)
         t = lap("hash", t)
         shutil.rmtree(layout.offload, ignore_errors=True)
-        total = sum(f["size"] for f in files)
-        record = {
-            "name": recipe.name,
-            "zoo_version": manifest.versions()["zoo"],
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "recipe_sha256": recipe_sha256(recipe),
-            "recipe": recipe.model_dump(mode="json"),
-            "base": source.identity,
-            "method": {"name": spec.name, "format": recipe.format, **method_info},
-            "seed": recipe.calibration.seed,
-            "calibration": calibration.identity if calibration else None,
-            "device": dev,
-            "host_memory_limit_bytes": host_memory,
-            "versions": manifest.versions(),
-            "timings_s": {**timings, "total": round(time.time() - start, 3)},
-            "peak_host_rss_bytes": manifest.peak_host_rss(),
-            "gpu": manifest.gpu(),
-            "total_bytes": total,
-            "files": files,
-        }
+        total = sum(f.size for f in files)
+        versions = manifest.versions()
+        record = BuildRecord(
+            name=recipe.name,
+            zoo_version=versions["zoo"] or "",
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            recipe_sha256=recipe_sha256(recipe),
+            recipe=recipe.model_dump(mode="json"),
+            base=source.identity,
+            method={"name": spec.name, "format": recipe.format, **method_info},
+            seed=recipe.calibration.seed,
+            calibration=calibration.identity if calibration else None,
+            device=dev,
+            host_memory_limit_bytes=host_memory,
+            versions=versions,
+            timings_s={**timings, "total": round(time.time() - start, 3)},
+            peak_host_rss_bytes=manifest.peak_host_rss(),
+            gpu=manifest.gpu(),
+            total_bytes=total,
+            files=files,
+        )
         # The swap: the old record goes first (a crash now leaves "not built", never an old record over a
         # new checkpoint), then two renames, then the new record. An old eval.json stays: it names the old
         # build's hash, so eval, card and push see it is stale.
         layout.build_json.unlink(missing_ok=True)
         swap_in(out, layout.model)
-        write_json(layout.build_json, record)
+        record.write(layout)
         remember_verified(layout, files)
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -17,6 +17,7 @@ from zoo.card.siblings import hidden_count, plot_points, sibling_rows
 from zoo.families import FAMILIES
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
+from zoo.records import BuildRecord, EvalRecord
 
 STUDY = "Huang et al. 2024, An Empirical Study of LLaMA3 Quantization: From LLMs to MLLMs (arXiv 2404.14047)"
 # The built-in tiny bases were trained on CPython's documentation: a general-knowledge prompt would
@@ -37,14 +38,13 @@ def metric_label(key: str) -> str:
     return f"{group} ({metric})"
 
 
-def results_rows(ev: dict[str, Any] | None) -> list[dict[str, Any]]:
+def results_rows(ev: EvalRecord | None) -> list[dict[str, Any]]:
     """The evaluation table; a recovery that cannot exist (base measured 0) says why instead of "missing"."""
     if not ev:
         return []
-    base = ev.get("baseline", {}).get("metrics", {})
-    rec = ev.get("recovery", {})
+    base, rec = ev.baseline.metrics, ev.recovery
     rows = []
-    for k, v in ev.get("metrics", {}).items():
+    for k, v in ev.metrics.items():
         r = rec.get(k)
         rows.append(
             {
@@ -59,9 +59,9 @@ def results_rows(ev: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _items_per_task(ev: dict[str, Any]) -> str | None:
+def _items_per_task(ev: EvalRecord) -> str | None:
     """The "N items per task" that the harness reported it scored (eval.json ``details.tasks``)."""
-    tasks = (ev.get("details") or {}).get("tasks") or {}
+    tasks = ev.details.get("tasks") or {}
     counts = sorted({int(d["samples"]) for d in tasks.values() if isinstance(d, dict) and d.get("samples")})
     if not counts:
         return None
@@ -69,8 +69,8 @@ def _items_per_task(ev: dict[str, Any]) -> str | None:
     return f"{n} item{'' if n == '1' else 's'} per task"
 
 
-def _windows(ev: dict[str, Any]) -> str | None:
-    ppl = (ev.get("details") or {}).get("perplexity") or {}
+def _windows(ev: EvalRecord) -> str | None:
+    ppl = ev.details.get("perplexity") or {}
     counts = sorted({int(d["windows"]) for d in ppl.values() if isinstance(d, dict) and d.get("windows")})
     if not counts:
         return None
@@ -78,7 +78,7 @@ def _windows(ev: dict[str, Any]) -> str | None:
     return f"{n} perplexity window{'' if n == '1' else 's'}"
 
 
-def headline(recipe: Recipe, ev: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str | None:
+def headline(recipe: Recipe, ev: EvalRecord | None, rows: list[dict[str, Any]]) -> str | None:
     """The card's first sentence (markdown), or None when there is nothing measured to say.
 
     A recovery is claimed only from a full run on real data: a ``--limit`` run or zoo's 10-item
@@ -89,7 +89,7 @@ def headline(recipe: Recipe, ev: dict[str, Any] | None, rows: list[dict[str, Any
     title = f"{METHODS.get(recipe.method).title} {bits_label(recipe)} quantization of {recipe.base_name}"
     usable = {r["key"]: r for r in rows if r["recovery"] is not None}
     primary = primary_metric(recipe)
-    limit = ev.get("limit")
+    limit = ev.limit
     offline = recipe.eval.task_data is not None and any(not r["key"].startswith("ppl/") for r in rows)
     order = [primary, "zero_shot_avg/acc"] if limit or offline else ["zero_shot_avg/acc", primary]
     row = next((usable[k] for k in order if k and k in usable), None)
@@ -144,13 +144,13 @@ def warnings(recipe: Recipe) -> list[str]:
     return out
 
 
-def eval_command(name: str, ev: dict[str, Any] | None) -> str:
+def eval_command(name: str, ev: EvalRecord | None) -> str:
     """The ``zoo eval`` line that reproduces eval.json's settings (a quick run stays a quick run)."""
     cmd = f"zoo eval {name}"
-    if ev and ev.get("limit"):
-        cmd += f" --limit {ev['limit']}"
-    if ev and ev.get("batch_size") not in (None, 1):
-        cmd += f" --batch-size {ev['batch_size']}"
+    if ev and ev.limit:
+        cmd += f" --limit {ev.limit}"
+    if ev and ev.batch_size != 1:
+        cmd += f" --batch-size {ev.batch_size}"
     return cmd
 
 
@@ -159,8 +159,8 @@ def gather(
     catalog: list[Recipe],
     workdir: Path,
     zoo_version: str,
-    build: dict[str, Any] | None,
-    ev: dict[str, Any] | None,
+    build: BuildRecord | None,
+    ev: EvalRecord | None,
 ) -> dict[str, Any]:
     """The template's context; ``build`` and ``ev`` are this variant's records, already checked."""
     spec = METHODS.get(recipe.method)
@@ -175,8 +175,8 @@ def gather(
         "family": {"name": family.name, "title": family.title, "multimodal": family.multimodal},
         "bits_label": bits_label(recipe),
         "base": {"name": recipe.base_name, "hub": recipe.base.repo_id, "revision": recipe.base.revision},
-        "build": build,
-        "eval": ev,
+        "build": build.model_dump(mode="json") if build else None,  # templates read the records as JSON
+        "eval": ev.model_dump(mode="json") if ev else None,
         "offline_tasks": recipe.eval.task_data is not None,
         "results": rows,
         "headline": headline(recipe, ev, rows),

@@ -22,7 +22,8 @@ from zoo.errors import CardError
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.recipe import Recipe
-from zoo.workdir import Layout, check_build, check_eval, clear_partials, read_json, sha256_file, staging, write_json
+from zoo.records import BuildRecord, CardRecord, EvalRecord
+from zoo.workdir import Layout, clear_partials, sha256_file, staging
 
 log = logging.getLogger(__name__)
 PLOT = "quality_vs_bits.png"
@@ -132,7 +133,7 @@ def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
     if adapter:
         from zoo.data.instructions import HUB as INSTRUCTIONS
 
-        tuned = recipe.params.get("dataset", "alpaca")
+        tuned = getattr(recipe.params, "dataset", "alpaca")  # LoRA methods name their instruction data
         datasets = [INSTRUCTIONS[tuned]] if tuned in INSTRUCTIONS else None
     return ModelCardData(
         model_name=recipe.name,
@@ -184,11 +185,11 @@ def render(
         )
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "card", wait):
-        build = check_build(layout)
+        build = BuildRecord.checked(layout)
         from zoo.build.run import check_recipe
 
         check_recipe(recipe, build, layout.folder)
-        ev = check_eval(layout)
+        ev = EvalRecord.checked(layout)
         clear_partials(layout.folder)  # leftovers of a killed stage; we hold the lock, so none is live
         return _render(recipe, catalog, layout, force, template, build, ev)
 
@@ -199,8 +200,8 @@ def _render(
     layout: Layout,
     force: bool,
     template: Path,
-    build: dict[str, Any],
-    ev: dict[str, Any] | None,
+    build: BuildRecord,
+    ev: EvalRecord | None,
 ) -> CardResult:
     import jinja2
     from huggingface_hub import ModelCard
@@ -211,14 +212,14 @@ def _render(
     key = _inputs_sha(recipe, catalog, layout.workdir, template, __version__)
     build_sha = sha256_file(layout.build_json)
     eval_sha = sha256_file(layout.eval_json) if ev is not None else None
-    done = read_json(out / "card.json")
-    if done and done.get("inputs_sha256") == key and not force:
+    done = CardRecord.read(layout)
+    if done and done.inputs_sha256 == key and not force:
         log.info("%s: card is current (%s), skipping", recipe.name, out / "README.md")
         return CardResult(recipe.name, "skipped", out / "README.md", out / PLOT if (out / PLOT).exists() else None)
     ctx = gather(recipe, catalog, layout.workdir, __version__, build, ev)
     with staging(out) as tmp:
         primary = primary_metric(recipe)
-        base_ppl = ((ev or {}).get("baseline") or {}).get("metrics", {}).get(primary) if primary else None
+        base_ppl = ev.baseline.metrics.get(primary) if ev and primary else None
         drawn = plot(plot_points(ctx["siblings"]), ppl_name(recipe), recipe.name, recipe.base_name, tmp / PLOT, base_ppl)
         ctx["plot"] = PLOT if drawn else None
         try:
@@ -233,14 +234,14 @@ def _render(
 
             (tmp / ".eval_results").mkdir()
             (tmp / ".eval_results" / "zoo.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
-        record = {
-            "inputs_sha256": key,
-            "build_sha256": build_sha,
-            "eval_sha256": eval_sha,
-            "plot": drawn,
-            "plot_series": drawn["series"] if drawn else [],
-            "zoo_version": __version__,
-        }
-        write_json(tmp / "card.json", record)
+        record = CardRecord(
+            inputs_sha256=key,
+            build_sha256=build_sha,
+            eval_sha256=eval_sha,
+            plot=drawn,
+            plot_series=drawn["series"] if drawn else [],
+            zoo_version=__version__,
+        )
+        record.write_to(tmp / layout.card_json.name)  # the staging folder becomes card/ when swapped in
     log.info("%s: card written to %s", recipe.name, out / "README.md")
     return CardResult(recipe.name, "rendered", out / "README.md", out / PLOT if drawn else None)

@@ -16,26 +16,22 @@ from typing import Any
 from zoo.card.common import bits_label, fmt
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
-from zoo.workdir import Layout, read_json, sha256_file
+from zoo.records import BuildRecord, EvalRecord
+from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
 
 
-def measured(workdir: Path, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def measured(workdir: Path, name: str) -> tuple[BuildRecord | None, EvalRecord | None]:
     """A sibling's build record and the eval record of that very build (None for either when absent)."""
     layout = Layout(workdir, name)
-    build = read_json(layout.build_json)
-    if build is None or not isinstance(build.get("files"), list):
+    build = BuildRecord.read(layout)
+    if build is None:
         return None, None
-    ev = read_json(layout.eval_json)
-    if ev is not None:
-        try:
-            current = ev.get("build_sha256") == sha256_file(layout.build_json)
-        except OSError:
-            current = False
-        if not current:
-            log.info("%s: eval.json measured an earlier build; shown as not evaluated", name)
-            ev = None
+    ev = EvalRecord.read(layout)
+    if ev is not None and not ev.measured(layout):
+        log.info("%s: eval.json measured an earlier build; shown as not evaluated", name)
+        ev = None
     return build, ev
 
 
@@ -48,16 +44,16 @@ def _series(r: Recipe) -> str:
 
 
 def _row(
-    r: Recipe, this: bool, primary: str | None, build: dict[str, Any] | None, ev: dict[str, Any] | None
+    r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, ev: EvalRecord | None
 ) -> dict[str, Any] | None:
-    metrics = (ev or {}).get("metrics", {})
+    metrics = ev.metrics if ev else {}
     ppl = metrics.get(primary) if primary else None
     study_ppl = getattr(r.study, primary.split("/", 1)[1], None) if primary and ppl is None else None
     acc = metrics.get("zero_shot_avg/acc")
     study_acc = r.study.zero_shot_avg if acc is None else None
     if not (this or build or ev or study_ppl is not None or study_acc is not None):
         return None
-    size_mb = build["total_bytes"] / 1e6 if build and build.get("total_bytes") is not None else None
+    size_mb = build.total_bytes / 1e6 if build else None
     return {
         "name": r.name,
         "method": METHODS.get(r.method).title,
@@ -71,7 +67,7 @@ def _row(
         "ppl": ppl if ppl is not None else study_ppl,
         "ppl_source": "zoo" if ppl is not None else "study" if study_ppl is not None else None,
         "ppl_text": fmt(ppl) if ppl is not None else f"{fmt(study_ppl)} (study)" if study_ppl is not None else "not evaluated",
-        "ppl_recovery": (ev or {}).get("recovery", {}).get(primary) if ppl is not None and primary else None,
+        "ppl_recovery": ev.recovery.get(primary) if ev and ppl is not None and primary else None,
         "avg_acc": acc,
         "acc_text": fmt(acc) if acc is not None else f"{fmt(study_acc)}% (study)" if study_acc is not None else "not evaluated",
         "from_study": ppl is None and study_ppl is not None or study_acc is not None,
@@ -92,8 +88,8 @@ def sibling_rows(
     catalog: list[Recipe],
     workdir: Path,
     primary: str | None,
-    build: dict[str, Any] | None,
-    ev: dict[str, Any] | None,
+    build: BuildRecord | None,
+    ev: EvalRecord | None,
 ) -> list[dict[str, Any]]:
     """Rows for this variant (its checked records) and every sibling with something to show."""
     rows = []

@@ -23,7 +23,8 @@ from zoo.evaluation import TASKS
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.recipe import Recipe
-from zoo.workdir import Layout, check_build, read_json, sha256_file, write_json
+from zoo.records import Baseline, BaselineRecord, BuildRecord, EvalRecord, Gate, Measurement
+from zoo.workdir import Layout, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +34,15 @@ class EvalResult:
     name: str
     status: str  # "evaluated" or "skipped"
     eval_json: Path
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     recovery: dict[str, float]
     gate_failed: tuple[str, ...]
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
+    from zoo.build.manifest import package_versions
 
-    out: dict[str, str | None] = {}
-    for name in ("lm-eval", "lmms-eval", "torch", "transformers"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(("lm-eval", "lmms-eval", "torch", "transformers"))
 
 
 def suite(recipe: Recipe, limit: int | None, batch_size: int, backend: str = "hf") -> dict[str, Any]:
@@ -74,7 +69,7 @@ def _task_data(recipe: Recipe, recipe_dir: Path) -> Path | None:
 
 def measure(
     model_dir: Path, recipe: Recipe, recipe_dir: Path, device: str, limit: int | None, batch_size: int, backend: str = "hf"
-) -> dict[str, Any]:
+) -> Measurement:
     """Every metric of the recipe's suite on the model in ``model_dir``."""
     import torch
     import transformers
@@ -130,13 +125,13 @@ def measure(
         res = evaluate_vision(model_dir, vision_tasks, limit, batch_size, device)
         metrics.update(res["metrics"])
         details["vision_tasks"] = res["tasks"]
-    return {
-        "metrics": metrics,
-        "details": details,
-        "dtype": str(dtype).removeprefix("torch."),
-        "device": device,
-        "duration_s": round(time.time() - start, 2),
-    }
+    return Measurement(
+        metrics=metrics,
+        details=details,
+        dtype=str(dtype).removeprefix("torch."),
+        device=device,
+        duration_s=round(time.time() - start, 2),
+    )
 
 
 def _base_key(recipe: Recipe) -> str:
@@ -154,23 +149,24 @@ def baseline(
     batch_size: int,
     force: bool,
     backend: str = "hf",
-) -> dict[str, Any]:
+) -> BaselineRecord:
     from zoo.build.load import resolve
 
     key = _sha(suite(recipe, limit, batch_size, backend))[:16]
     path = Layout(workdir, recipe.name).baselines / _base_key(recipe) / f"{key}.json"
-    cached = None if force else read_json(path)
+    cached = None if force else BaselineRecord.read_from(path)
     if cached:
         log.info("%s: 16-bit baseline from %s", recipe.name, path)
         return cached
     log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
     source = resolve(recipe, recipe_dir)
-    result = {"base": source.identity, **measure(source.path, recipe, recipe_dir, device, limit, batch_size, backend)}
-    write_json(path, result)
+    measured = measure(source.path, recipe, recipe_dir, device, limit, batch_size, backend)
+    result = BaselineRecord(base=source.identity, **measured.model_dump())
+    result.write_to(path)
     return result
 
 
-def recovery(metrics: dict[str, float], base: dict[str, float]) -> dict[str, float]:
+def recovery(metrics: dict[str, float | None], base: dict[str, float | None]) -> dict[str, float]:
     out = {}
     for k, v in metrics.items():
         b = base.get(k)
@@ -222,7 +218,7 @@ def _evaluate(
     workdir, folder, build_json = layout.workdir, layout.folder, layout.build_json
     from zoo.build.run import check_recipe
 
-    build = check_build(layout)  # a truncated or altered checkpoint stops here, not in a loader
+    build = BuildRecord.checked(layout)  # a truncated or altered checkpoint stops here, not in a loader
     check_recipe(recipe, build, folder)
     dev = _device(device)
     from zoo.evaluation.harness import check_backend
@@ -232,42 +228,45 @@ def _evaluate(
     check_backend(backend)
     spec = suite(recipe, limit, batch_size, backend)
     out = layout.eval_json
-    done = None if force else read_json(out)
-    key = {"build_sha256": sha256_file(build_json), "suite_sha256": _sha(spec)}
-    if done and all(done.get(k) == v for k, v in key.items()):
+    done = None if force else EvalRecord.read(layout)
+    build_sha, suite_sha = sha256_file(build_json), _sha(spec)
+    record: EvalRecord
+    if done and done.build_sha256 == build_sha and done.suite_sha256 == suite_sha:
         log.info("%s: already evaluated (%s), skipping; --force re-runs", recipe.name, out)
         record = done
         status = "skipped"
     else:
         base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force, backend)
-        result = measure(folder / "model", recipe, recipe_dir, dev, limit, batch_size, backend)
-        rec = recovery(result["metrics"], base["metrics"])
-        record = {
-            "name": recipe.name,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **key,
-            "recipe_sha256": build.get("recipe_sha256"),
-            "suite": spec,
-            "limit": limit,
-            "batch_size": batch_size,
-            "seed": 0,
-            **{k: result[k] for k in ("dtype", "device", "duration_s")},
-            "metrics": result["metrics"],
-            "details": result["details"],
-            "baseline": {"base": base["base"], "metrics": base["metrics"]},
-            "recovery": rec,
-        }
+        result = measure(layout.model, recipe, recipe_dir, dev, limit, batch_size, backend)
+        record = EvalRecord(
+            name=recipe.name,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build_sha256=build_sha,
+            suite_sha256=suite_sha,
+            recipe_sha256=build.recipe_sha256,
+            suite=spec,
+            limit=limit,
+            batch_size=batch_size,
+            seed=0,
+            dtype=result.dtype,
+            device=result.device,
+            duration_s=result.duration_s,
+            metrics=result.metrics,
+            details=result.details,
+            baseline=Baseline(base=base.base, metrics=base.metrics),
+            recovery=recovery(result.metrics, base.metrics),
+        )
         status = "evaluated"
-    failed = gate(recipe, record["recovery"])
-    verdict = {"min_recovery": recipe.eval.min_recovery, "passed": not failed, "failed": list(failed)}
-    if status == "evaluated" or record.get("gate") != verdict:  # a skipped, unchanged eval leaves eval.json as it was
-        record["gate"] = verdict
-        write_json(out, record)
+    failed = gate(recipe, record.recovery)
+    verdict = Gate(min_recovery=recipe.eval.min_recovery, passed=not failed, failed=failed)
+    if status == "evaluated" or record.gate != verdict:  # a skipped, unchanged eval leaves eval.json as it was
+        record = record.model_copy(update={"gate": verdict})
+        record.write(layout)
     if failed and not allow_regression:
         raise GateError(
             f"{recipe.name} failed its recovery gate: {'; '.join(failed)}; fix: investigate, or pass --allow-regression"
         )
-    return EvalResult(recipe.name, status, out, record["metrics"], record["recovery"], failed)
+    return EvalResult(recipe.name, status, out, record.metrics, record.recovery, failed)
 
 
 def _device(device: str) -> str:

@@ -22,14 +22,14 @@ SPEC = MethodSpec(
 )
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[AWQParams]) -> dict[str, Any]:
     from llmcompressor.modifiers.quantization import QuantizationModifier
     from llmcompressor.modifiers.transform.awq import AWQModifier
     from llmcompressor.modifiers.transform.awq.mappings import AWQMapping, default_mappings
 
     from zoo.methods import llmc
 
-    p = AWQParams(**ctx.recipe.params)
+    p = ctx.params
     if ctx.recipe.format == "awq":
         from zoo.methods import gptqm
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # types only: the recipe schema imports this module for ``MethodParams``
+    from zoo.data.calibration import Calibration
+    from zoo.families.base import FamilySpec
+    from zoo.recipe.schema import Recipe
 
 
 class MethodParams(BaseModel):
@@ -48,17 +53,31 @@ class MethodSpec:
         return bool(self.activation_bits)
 
 
-@dataclass(frozen=True)
-class BuildContext:
-    """Everything a method's ``quantize`` gets; it writes the checkpoint into ``out``."""
+P = TypeVar("P", bound=MethodParams)
 
-    recipe: Any  # zoo.recipe.Recipe
-    family: Any  # zoo.families.FamilySpec
+
+@dataclass(frozen=True)
+class BuildContext(Generic[P]):
+    """Everything a method's ``quantize`` gets; it writes the checkpoint into ``out``.
+
+    ``params`` is the recipe's ``params`` as the method's own model (parsed once, when the recipe was
+    loaded): a method declares ``quantize(ctx: BuildContext[GPTQParams])`` and reads ``ctx.params``."""
+
+    recipe: Recipe
+    params: P
+    family: FamilySpec
     base_path: Path  # the base's files on this machine
     load_model: Callable[[], Any]  # the base on the host (layers are onloaded one at a time)
     processor: Any  # the tokenizer, or the processor for multimodal families
-    calibration: Any  # zoo.data.calibration.Calibration, or None for data-free methods
+    calibration: Calibration | None  # None for data-free methods
     device: str  # "cuda" or "cpu": where layers are computed
     out: Path  # a staging folder, renamed to ``<workdir>/<name>/model`` when the method returns
     recipe_dir: Path  # where the recipe's relative paths (data files) are resolved
     state_dir: Path  # survives an interrupted build: resumable state (training checkpoints)
+
+    @property
+    def data(self) -> Calibration:
+        """The calibration data of a calibrated method (the build stage draws it whenever ``calibrated``)."""
+        if self.calibration is None:
+            raise TypeError(f"{self.recipe.method} asked for calibration data but its spec says calibrated=False")
+        return self.calibration

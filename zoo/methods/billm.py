@@ -93,10 +93,10 @@ def quantize_weight(w: Any, h: Any, fraction: float, group: int = 128, points: i
     return Quantized(q, bits=code + stats["meta"], code_bits=code)
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[BiLLMParams]) -> dict[str, Any]:
     from zoo.methods import native
 
-    p = BiLLMParams(**ctx.recipe.params)
+    p = ctx.params
     group = int(ctx.recipe.weights.group_size)
     scheme = {
         "weights": {"salient_columns": p.salient_columns, "group_size": group, "split_search_points": p.split_search_points}

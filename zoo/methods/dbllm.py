@@ -71,10 +71,10 @@ def quantize_weight(w: Any, h: Any, group: int = 128, dampening: float = 0.01) -
     return Quantized(q, bits=code + blocks[0] * w.shape[0] * 48, code_bits=code)
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[DBLLMParams]) -> dict[str, Any]:
     from zoo.methods import native
 
-    p = DBLLMParams(**ctx.recipe.params)
+    p = ctx.params
     if p.distillation:
         raise ZooError(
             f"{ctx.recipe.name}: DB-LLM's deviation-aware distillation is not implemented; fix: set params.distillation: false"

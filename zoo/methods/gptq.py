@@ -26,12 +26,12 @@ SPEC = MethodSpec(
 )
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[GPTQParams]) -> dict[str, Any]:
     from llmcompressor.modifiers.quantization import GPTQModifier
 
     from zoo.methods import llmc
 
-    p = GPTQParams(**ctx.recipe.params)
+    p = ctx.params
     if ctx.recipe.format == "gptq":
         from zoo.methods import gptqm
 

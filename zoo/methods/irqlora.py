@@ -40,8 +40,8 @@ SPEC = MethodSpec(
 )
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[IRQLoRAParams]) -> dict[str, Any]:
     from zoo.lora.build import run
 
-    p = IRQLoRAParams(**ctx.recipe.params)
+    p = ctx.params
     return run(ctx, p, calibrate=(p.tau_range, p.tau_steps), elastic=p.elastic_connection)

@@ -81,12 +81,12 @@ def run(ctx: BuildContext, modifiers: list[Any], data_free: bool = False) -> dic
     if not data_free:
         from datasets import Dataset
 
-        windows = ctx.calibration.windows
-        if ctx.calibration.images:
+        windows = ctx.data.windows
+        if ctx.data.images:
             from zoo.data.images import collate, image_text_rows
 
             tokenizer = getattr(ctx.processor, "tokenizer", ctx.processor)
-            data = Dataset.from_list(image_text_rows(ctx.processor, tokenizer, windows, ctx.calibration.images))
+            data = Dataset.from_list(image_text_rows(ctx.processor, tokenizer, windows, ctx.data.images))
             extra: dict[str, Any] = {"data_collator": collate}
         else:
             data = Dataset.from_dict({"input_ids": windows, "attention_mask": [[1] * len(w) for w in windows]})

@@ -110,7 +110,7 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
     # everything before the first layer (embeddings, rotary) computes on the device
     for m in (inner.embed_tokens, inner.rotary_emb):
         m.to(dev)
-    inputs, kwargs = _capture(model, layers, ctx.calibration.windows, dev)
+    inputs, kwargs = _capture(model, layers, ctx.data.windows, dev)
     inner.embed_tokens.to("cpu")
     total_bits, code_bits, total_weights = 0.0, 0.0, 0
     tick = reporter(f"{ctx.recipe.name} layers")

@@ -67,10 +67,10 @@ def quantize_weight(w: Any, h: Any, fraction: float, group: int = 128, salient_b
     return Quantized(q, bits=code + stats["meta"], code_bits=float(code))
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[PBLLMParams]) -> dict[str, Any]:
     from zoo.methods import native
 
-    p = PBLLMParams(**ctx.recipe.params)
+    p = ctx.params
     group = int(ctx.recipe.weights.group_size)
     scheme = {"weights": {"salient_fraction": p.salient_fraction, "salient_bits": p.salient_bits, "group_size": group}}
     return native.run(

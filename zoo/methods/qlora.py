@@ -59,7 +59,7 @@ SPEC = MethodSpec(
 )
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[LoRAParams]) -> dict[str, Any]:
     from zoo.lora.build import run
 
-    return run(ctx, LoRAParams(**ctx.recipe.params), calibrate=None, elastic=False)
+    return run(ctx, ctx.params, calibrate=None, elastic=False)

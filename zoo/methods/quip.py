@@ -72,10 +72,10 @@ def quantize_weight(w: Any, h: Any, bits: int, seed: int = 0, dampening: float =
     return Quantized(u.T @ q @ v, bits=float(w.numel() * bits + w.shape[0] * 32), code_bits=float(w.numel() * bits))
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[QuIPParams]) -> dict[str, Any]:
     from zoo.methods import native
 
-    p = QuIPParams(**ctx.recipe.params)
+    p = ctx.params
     bits = int(ctx.recipe.weights.bits)
     scheme = {"weights": {"bits": bits, "granularity": "channel", "incoherence": p.incoherence, "seed": p.seed}}
     return native.run(ctx, lambda w, h: quantize_weight(w, h, bits, p.seed, p.dampening_frac), scheme)

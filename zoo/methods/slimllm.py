@@ -75,10 +75,10 @@ def quantize_weight(w: Any, h: Any, bits: int, group: int = 128, dampening: floa
     return Quantized(q, bits=code + len(alloc) * (w.shape[0] * 32 + 2), code_bits=code)
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[SliMLLMParams]) -> dict[str, Any]:
     from zoo.methods import native
 
-    p = SliMLLMParams(**ctx.recipe.params)
+    p = ctx.params
     bits, group = int(ctx.recipe.weights.bits), int(ctx.recipe.weights.group_size)
     scheme = {"weights": {"bits": bits, "group_size": group, "allocation": "salience pairs"}}
     return native.run(ctx, lambda w, h: quantize_weight(w, h, bits, group, p.dampening_frac), scheme)

@@ -26,14 +26,14 @@ SPEC = MethodSpec(
 )
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[SmoothQuantParams]) -> dict[str, Any]:
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
     from llmcompressor.modifiers.transform.smoothquant import SmoothQuantModifier
     from llmcompressor.modifiers.transform.smoothquant.utils import DEFAULT_SMOOTHQUANT_MAPPINGS
 
     from zoo.methods import llmc
 
-    p = SmoothQuantParams(**ctx.recipe.params)
+    p = ctx.params
     scope = ctx.family.lm_scope
     mappings = [
         [llmc.scoped(list(m.balance_layers), scope), llmc.scoped([m.smooth_layers], scope)[0]]

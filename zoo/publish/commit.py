@@ -20,7 +20,8 @@ from zoo.publish import hub
 from zoo.publish.manifest import MANIFEST, Entry
 from zoo.publish.push import KEEP_REMOTE, RETRY, PushResult, _same, token
 from zoo.recipe import Recipe
-from zoo.workdir import Layout, read_json
+from zoo.records import BuildRecord
+from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +132,13 @@ def _publish(
             CommitOperationAdd(path_in_repo=p, path_or_fileobj=manifest if p == MANIFEST else str(files[p])) for p in changed
         ]
         ops += [CommitOperationDelete(path_in_repo=p, is_folder=False) for p in deleted]
-        build = read_json(layout.build_json) or {}
+        build = BuildRecord.require(layout)
         info = hub.call(
             api.create_commit,
             repo_id,
             operations=ops,
             commit_message=f"zoo {__version__}: {name}",
-            commit_description=f"Recipe sha256 {build.get('recipe_sha256')}; built by zoo {build.get('zoo_version')}.",
+            commit_description=f"Recipe sha256 {build.recipe_sha256}; built by zoo {build.zoo_version}.",
             revision=revision,
             parent_commit=head,
         )

@@ -25,7 +25,8 @@ from zoo.errors import HubError, NotReadyError, TokenError, UsageError, VerifyEr
 from zoo.publish import hub
 from zoo.publish.manifest import MANIFEST, Entry, dump, tag_for
 from zoo.recipe import Recipe
-from zoo.workdir import Layout, check_build, check_eval, read_json, sha256_file
+from zoo.records import BuildRecord, CardRecord, EvalRecord
+from zoo.workdir import Layout, sha256_file
 
 log = logging.getLogger(__name__)
 KEEP_REMOTE = {".gitattributes"}
@@ -80,23 +81,18 @@ def check_card(layout: Layout) -> None:
     name = layout.name
     if not (layout.card / "README.md").exists():
         raise NotReadyError(f"{name} has no card; fix: zoo card {name}")
-    record = read_json(layout.card / "card.json") or {}
+    record = CardRecord.read(layout)
     eval_sha = sha256_file(layout.eval_json) if layout.eval_json.exists() else None
-    if (
-        "build_sha256" not in record
-        or "eval_sha256" not in record
-        or record["build_sha256"] != sha256_file(layout.build_json)
-        or record["eval_sha256"] != eval_sha
-    ):
+    if record is None or record.build_sha256 != sha256_file(layout.build_json) or record.eval_sha256 != eval_sha:
         raise NotReadyError(f"{name}'s card was rendered from an earlier build or evaluation; fix: zoo card {name}")
 
 
-def publish_files(layout: Layout, build: dict[str, Any]) -> dict[str, Path]:
+def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
     """Repo path -> local file, for everything a release holds (the manifest aside): of the model
     folder, only what build.json lists, so a stray file there is never published as the build."""
     files: dict[str, Path] = {}
-    sources = [(layout.model, layout.model / f["path"]) for f in build["files"]]
-    sources += [(layout.card, p) for p in sorted(layout.card.rglob("*")) if p.name != "card.json"]
+    sources = [(layout.model, layout.model / f.path) for f in build.files]
+    sources += [(layout.card, p) for p in sorted(layout.card.rglob("*")) if p != layout.card_json]
     sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json")]
     for root, p in sources:
         if p.is_symlink() or not p.is_file():
@@ -112,9 +108,9 @@ def publish_files(layout: Layout, build: dict[str, Any]) -> dict[str, Path]:
     return files
 
 
-def release_entries(layout: Layout, build: dict[str, Any], files: dict[str, Path]) -> list[Entry]:
+def release_entries(layout: Layout, build: BuildRecord, files: dict[str, Path]) -> list[Entry]:
     """Size and sha256 of every published file; checkpoint hashes come from the just re-hashed build.json."""
-    known = {f["path"]: f["sha256"] for f in build["files"]}
+    known = {f.path: f.sha256 for f in build.files}
     out = []
     for rel, p in files.items():
         inside_model = p.parent == layout.model or layout.model in p.parents
@@ -149,8 +145,8 @@ def push(
         raise NotReadyError(f"{recipe.name} is not built in {workdir}; fix: zoo build {recipe.name}")
     with stage_lock(layout, "push"):
         shutil.rmtree(layout.folder / ".push", ignore_errors=True)  # left by zoo versions that staged uploads
-        build = check_build(layout, rehash=True)
-        check_eval(layout)
+        build = BuildRecord.checked(layout, rehash=True)
+        EvalRecord.checked(layout)
         check_card(layout)
         files = publish_files(layout, build)
         entries = release_entries(layout, build, files)

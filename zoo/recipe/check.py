@@ -237,7 +237,9 @@ def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]
     try:
         recipe = Recipe(**raw)
     except ValidationError as e:
-        out.extend(pydantic_problems(file, e, Recipe))
+        # a params mapping is checked against its method's model below, each key with its own problem
+        mapping = isinstance(raw.get("params"), (dict, type(None)))
+        out.extend(p for p in pydantic_problems(file, e, Recipe) if not (mapping and p.field.startswith("params")))
     except TypeError as e:  # keys that are not strings
         out.append(Problem(file, "", f"malformed recipe: {e}"))
     _check_names(file, path, raw, out)
@@ -249,7 +251,6 @@ def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]
     family = FAMILIES.get(recipe.family)
     resolved = recipe.model_copy(
         update={
-            "params": spec.params(**recipe.params).model_dump(mode="json"),
             "weights": recipe.weights.model_copy(
                 update={"symmetric": spec.symmetric if recipe.weights.symmetric is None else recipe.weights.symmetric}
             ),

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from zoo.errors import RecipeError, did_you_mean
+from zoo.recipe.schema import Recipe
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def inherited_files(path: Path) -> set[Path]:
     return out
 
 
-def load_recipe(path: Path) -> Any:
+def load_recipe(path: Path) -> Recipe:
     """A fully resolved, validated ``Recipe``, or ``RecipeError`` listing every problem in the file."""
     from zoo.recipe.check import check, check_own
 

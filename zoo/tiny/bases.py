@@ -85,7 +85,7 @@ def _assemble_llava(dest: Path) -> None:
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         image_grid_pinpoints=PINPOINTS,
     )
-    LlavaNextProcessor(
+    LlavaNextProcessor(  # type: ignore[no-untyped-call]
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=PATCH,

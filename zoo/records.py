@@ -1,0 +1,267 @@
+"""The stage records: ``build.json`` and ``eval.json`` as typed, versioned models.
+
+Each record is written and read only through its class here, so a field has one name and one type
+for every stage that reads it (eval, card, push, release, the tests). ``schema_version`` lets a
+newer zoo refuse, with a fix, a record it cannot read instead of guessing; a record that is missing
+a field or carries an unknown one is unreadable in the same way (the fix is to redo that stage).
+
+``BuildRecord.checked`` is the one door to a build: it proves the checkpoint on disk still matches
+the record (sizes always, sha256 for files changed since their last check), so no loader ever sees
+a truncated or altered checkpoint. ``EvalRecord.checked`` refuses an eval of an earlier build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from zoo.errors import NotReadyError
+from zoo.workdir import Layout, read_json, sha256_file, write_json
+
+SCHEMA_VERSION = 1
+R = TypeVar("R", bound="Record")
+
+
+class Record(BaseModel):
+    """A stage's JSON file; ``STAGE`` names the command that writes it (used in fixes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    STAGE: ClassVar[str]
+    DONE: ClassVar[str]
+
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def path(cls, layout: Layout) -> Path:
+        raise NotImplementedError
+
+    @classmethod
+    def parse(cls: type[R], data: dict[str, Any]) -> R | None:
+        """The record in ``data``; None when it is of another schema version or does not fit the model."""
+        if data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+            return None
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            return None
+
+    @classmethod
+    def read(cls: type[R], layout: Layout) -> R | None:
+        """The record when present and readable; None otherwise (callers that may skip work use this)."""
+        return cls.read_from(cls.path(layout))
+
+    @classmethod
+    def read_from(cls: type[R], path: Path) -> R | None:
+        data = read_json(path)
+        return None if data is None else cls.parse(data)
+
+    @classmethod
+    def require(cls: type[R], layout: Layout) -> R:
+        """The record, or ``NotReadyError`` saying whether it is missing or unreadable, and the fix."""
+        name, path = layout.name, cls.path(layout)
+        data = read_json(path)
+        if data is None and not path.exists():
+            raise NotReadyError(f"{name} is not {cls.DONE} in {layout.workdir}; fix: zoo {cls.STAGE} {name}")
+        record = None if data is None else cls.parse(data)
+        if record is None:
+            raise NotReadyError(
+                f"{name}'s {path.name} in {layout.folder} is unreadable or of another zoo version; "
+                f"fix: zoo {cls.STAGE} {name} --force"
+            )
+        return record
+
+    def write(self, layout: Layout) -> None:
+        """Atomically: a crash leaves the old record or the new one, never half of one."""
+        self.write_to(self.path(layout))
+
+    def write_to(self, path: Path) -> None:
+        """Into a staging folder that becomes the stage's folder when whole (the card does this)."""
+        write_json(path, self.model_dump(mode="json"))
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    size: int
+    sha256: str
+
+
+class BuildRecord(Record):
+    """``build.json``: what was built from which recipe and base, how, where, and every output file."""
+
+    STAGE: ClassVar[str] = "build"
+    DONE: ClassVar[str] = "built"
+
+    name: str
+    zoo_version: str
+    created: str
+    recipe_sha256: str
+    recipe: dict[str, Any]
+    base: dict[str, Any]  # the base's identity (repo and commit, or built-in / path and hash)
+    method: dict[str, Any]  # name, format, and what the method reports about its run
+    seed: int
+    calibration: dict[str, Any] | None  # the calibration data's identity; None for data-free methods
+    device: str
+    host_memory_limit_bytes: int | None
+    versions: dict[str, str | None]
+    timings_s: dict[str, float]
+    peak_host_rss_bytes: int
+    gpu: dict[str, Any] | None
+    total_bytes: int
+    files: tuple[FileEntry, ...]
+
+    @classmethod
+    def path(cls, layout: Layout) -> Path:
+        return layout.build_json
+
+    @classmethod
+    def checked(cls, layout: Layout, rehash: bool = False) -> BuildRecord:
+        """The record, after proving the checkpoint on disk still matches it.
+
+        Sizes are always compared; sha256 too, except for files whose size, mtime and inode equal those
+        of the last successful check (``rehash`` ignores that cache: push does, since it publishes)."""
+        record = cls.require(layout)
+        name = layout.name
+        cache = {} if rehash else (read_json(layout.verified) or {}).get("files", {})
+        fresh = False
+        for f in record.files:
+            p = layout.model / f.path
+            bad = not p.is_file() or p.stat().st_size != f.size
+            if not bad and cache.get(f.path) != [f.sha256, *_stat_key(p)]:
+                bad, fresh = sha256_file(p) != f.sha256, True
+            if bad:
+                raise NotReadyError(f"{name}'s build no longer matches build.json ({f.path}); fix: zoo build {name} --force")
+        if fresh or rehash:
+            remember_verified(layout, record.files)
+        return record
+
+    def intact(self, layout: Layout) -> bool:
+        """Every listed file is there with its size (the cheap check a rerun makes before skipping)."""
+        return all((layout.model / f.path).is_file() and (layout.model / f.path).stat().st_size == f.size for f in self.files)
+
+
+class Gate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_recovery: float | None
+    passed: bool
+    failed: tuple[str, ...]
+
+
+class Baseline(BaseModel):
+    """The 16-bit base measured with the same suite (cached under ``_baselines/``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: dict[str, Any] = {}
+    metrics: dict[str, float | None]
+
+
+class Measurement(BaseModel):
+    """One model measured with one suite: what ``zoo eval`` runs on the build and on its base."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metrics: dict[str, float | None]
+    details: dict[str, Any]  # per perplexity text and per task: windows, tokens, samples, hashes
+    dtype: str
+    device: str
+    duration_s: float
+
+
+class BaselineRecord(Record, Measurement):
+    """``_baselines/<base>/<suite hash>.json``: the 16-bit base's measurement, shared by its variants."""
+
+    STAGE: ClassVar[str] = "eval"
+    DONE: ClassVar[str] = "evaluated"
+
+    base: dict[str, Any]  # the base's identity
+
+
+class EvalRecord(Record):
+    """``eval.json``: the build's metrics and its base's, measured the same way, and the gate's verdict."""
+
+    STAGE: ClassVar[str] = "eval"
+    DONE: ClassVar[str] = "evaluated"
+
+    name: str
+    created: str
+    build_sha256: str  # sha256 of the build.json measured: a rebuilt checkpoint makes this record stale
+    suite_sha256: str
+    recipe_sha256: str | None
+    suite: dict[str, Any]
+    limit: int | None
+    batch_size: int
+    seed: int
+    dtype: str
+    device: str
+    duration_s: float
+    metrics: dict[str, float | None]
+    details: dict[str, Any]
+    baseline: Baseline
+    recovery: dict[str, float]
+    gate: Gate | None = None
+
+    @classmethod
+    def path(cls, layout: Layout) -> Path:
+        return layout.eval_json
+
+    def measured(self, layout: Layout) -> bool:
+        """Whether this record measured the build.json that sits beside it now."""
+        try:
+            return self.build_sha256 == sha256_file(layout.build_json)
+        except OSError:
+            return False
+
+    @classmethod
+    def checked(cls, layout: Layout) -> EvalRecord | None:
+        """eval.json when it measured exactly the current build; None when there is none; an error when stale."""
+        if not layout.eval_json.exists():
+            return None
+        record = cls.require(layout)
+        if not record.measured(layout):
+            raise NotReadyError(
+                f"{layout.name}'s eval.json measured an earlier build, not the one in build.json; fix: zoo eval {layout.name}"
+            )
+        return record
+
+
+class CardRecord(Record):
+    """``card/card.json``: which build and eval a card shows (push refuses a card of other records)."""
+
+    STAGE: ClassVar[str] = "card"
+    DONE: ClassVar[str] = "carded"
+
+    inputs_sha256: str  # everything the card read, siblings and templates included: equal means skip
+    build_sha256: str
+    eval_sha256: str | None
+    plot: dict[str, Any] | None
+    plot_series: list[Any]
+    zoo_version: str
+
+    @classmethod
+    def path(cls, layout: Layout) -> Path:
+        return layout.card_json
+
+
+def _stat_key(p: Path) -> list[int]:
+    st = p.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def file_entries(folder: Path) -> tuple[FileEntry, ...]:
+    """Size and sha256 of every file under ``folder``, sorted by relative path."""
+    return tuple(
+        FileEntry(path=p.relative_to(folder).as_posix(), size=p.stat().st_size, sha256=sha256_file(p))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    )
+
+
+def remember_verified(layout: Layout, files: tuple[FileEntry, ...]) -> None:
+    """Record that ``files`` were hashed just now, so later checks only re-hash what changed on disk."""
+    cache = {f.path: [f.sha256, *_stat_key(layout.model / f.path)] for f in files}
+    write_json(layout.verified, {"files": cache})

@@ -1,0 +1,168 @@
+"""``zoo rehearse``: each recipe through build -> eval -> card -> push on a CPU, on its shrunk base.
+
+The rehearsal recipe is the recipe itself with four things changed: the base is the shrunk copy of
+the real one (``shrink.py``), calibration draws at most 4 windows of 128 tokens, evaluation windows
+are 128 tokens with ``--limit`` items per task and no recovery gate (random weights recover nothing),
+and training methods run 2 steps. Everything else - the method, its parameters, the dataset ids,
+configs and splits that calibration and evaluation load, the card, the push - is what ``zoo release``
+runs. Stages write under ``<workdir>/_rehearsal/``, never beside real builds, and the push is a dry
+run unless asked for, which is refused against huggingface.co so a rehearsal never publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError, ZooError
+from zoo.recipe import Recipe
+from zoo.workdir import Layout
+
+log = logging.getLogger(__name__)
+STAGES = ("base", "build", "eval", "card", "push")
+# Training lengths a rehearsal shortens, by parameter name (whichever the method has).
+QUICK: dict[str, Any] = {"steps": 2, "save_every": 1, "batch_size": 2, "max_seq_len": 64}
+CAL_SAMPLES, SEQLEN = 4, 128
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    name: str
+    stages: dict[str, str] = field(default_factory=dict)  # stage -> "ok", "skipped" or "failed"
+    error: str | None = None  # the failed stage's one-line error
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "stages": self.stages, "error": self.error, "seconds": self.seconds}
+
+
+def rehearsal_root(workdir: Path) -> Path:
+    return Layout(workdir, "_").rehearsal
+
+
+def rehearsal_recipe(recipe: Recipe, base: Path | None) -> Recipe:
+    """The recipe as rehearsed: on ``base`` (None: its own built-in base), with small data and steps."""
+    updates: dict[str, Any] = {}
+    if base is not None:
+        cfg = json.loads((base / "config.json").read_text())
+        text = cfg.get("text_config", cfg)
+        n = json.loads((base / "rehearsal.json").read_text())["parameters"]
+        updates["base"] = recipe.base.model_copy(
+            update={
+                "repo_id": None,
+                "revision": None,
+                "path": str(base.absolute()),
+                "parameters": n / 1e9,
+                "hidden_size": text["hidden_size"],
+                "intermediate_size": text["intermediate_size"],
+            }
+        )
+    cal = recipe.calibration
+    updates["calibration"] = cal.model_copy(update={"samples": min(cal.samples, CAL_SAMPLES), "seqlen": min(cal.seqlen, SEQLEN)})
+    updates["eval"] = recipe.eval.model_copy(update={"seqlen": min(recipe.eval.seqlen, SEQLEN), "min_recovery": None})
+    quick = {k: v for k, v in QUICK.items() if k in type(recipe.params).model_fields}
+    updates["params"] = recipe.params.model_copy(update=quick)
+    return recipe.model_copy(update=updates)
+
+
+def _base_folder(recipe: Recipe, root: Path) -> Path | None:
+    """The shrunk base's folder (made on first use); None for built-in bases, already tiny."""
+    from zoo.families import FAMILIES
+    from zoo.rehearse.shrink import shrunk_base
+
+    b = recipe.base
+    if b.builtin:
+        return None
+    if b.repo_id is None:
+        raise UsageError(
+            f"{recipe.name}: rehearsal shrinks Hub bases; a local base.path is not rehearsed; fix: try it with zoo build"
+        )
+    key = f"{b.repo_id}@{b.revision}".replace("/", "--")
+    return shrunk_base(b.repo_id, b.revision, root / "bases" / key, FAMILIES.get(recipe.family).auto_class)
+
+
+def check_push_target(push: bool) -> None:
+    """A real push only to a Hub other than huggingface.co (a local Hub-protocol server)."""
+    if not push:
+        return
+    from zoo.publish import hub
+
+    if "huggingface.co" in hub.endpoint():
+        raise UsageError(
+            "zoo rehearse --push would publish random-weight models to huggingface.co; "
+            "fix: point HF_ENDPOINT at a local Hub server, or leave out --push (a dry run)"
+        )
+
+
+def rehearse_one(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_dir: Path, limit: int, push: bool) -> Rehearsal:
+    from zoo.build import build
+    from zoo.card import render
+    from zoo.evaluation.run import evaluate
+    from zoo.publish.push import push as push_release
+
+    root = rehearsal_root(workdir)
+    work = root / "work"
+    start = time.time()
+    stages: dict[str, str] = {}
+    stage = "base"
+    try:
+        base = _base_folder(recipe, root)
+        stages["base"] = "skipped" if base is None else "ok"
+        rehearsed = rehearsal_recipe(recipe, base)
+        stage = "build"
+        build(rehearsed, work, recipe_dir, device="cpu", force=True)
+        stages[stage] = "ok"
+        stage = "eval"
+        evaluate(rehearsed, work, recipe_dir, device="cpu", limit=limit, force=True)
+        stages[stage] = "ok"
+        stage = "card"
+        render(rehearsed, catalog, work, force=True)
+        stages[stage] = "ok"
+        stage = "push"
+        push_release(rehearsed, work, dry_run=not push)
+        stages[stage] = "ok"
+    except ZooError as e:
+        stages[stage] = "failed"
+        return Rehearsal(recipe.name, stages, str(e).splitlines()[0], round(time.time() - start, 1))
+    except Exception as e:  # a rehearsal exists to find these: report it as the stage's failure, go on
+        log.debug("%s: %s", recipe.name, stage, exc_info=True)
+        stages[stage] = "failed"
+        first = (str(e).splitlines() or [""])[0][:300]
+        return Rehearsal(recipe.name, stages, f"{type(e).__name__}: {first}", round(time.time() - start, 1))
+    return Rehearsal(recipe.name, stages, None, round(time.time() - start, 1))
+
+
+def rehearse(
+    recipes: list[Recipe],
+    catalog: list[Recipe],
+    workdir: Path,
+    recipe_dir: Path,
+    limit: int = 2,
+    push: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Rehearsal]:
+    """Rehearse each recipe in turn in this process (imports and shrunk bases are shared)."""
+    check_push_target(push)
+    if "torch" not in sys.modules:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a rehearsal is the CPU's job, even on a GPU machine
+    out: list[Rehearsal] = []
+    for i, recipe in enumerate(recipes):
+        if progress:
+            progress(i, len(recipes))
+        result = rehearse_one(recipe, catalog, workdir, recipe_dir, limit, push)
+        log.info("%s: rehearsal %s in %.1fs", recipe.name, "passed" if result.ok else f"failed: {result.error}", result.seconds)
+        out.append(result)
+    if progress:
+        progress(len(recipes), len(recipes))
+    return out
