@@ -61,11 +61,32 @@ def test_gptq_beats_rtn_at_3_bits(built, reference) -> None:
     assert logit_error(built("tiny-llama3-gptq-3bit"), reference) < logit_error(built("tiny-llama3-rtn-3bit"), reference)
 
 
-@pytest.mark.parametrize("name", ["tiny-llama3-awq-4bit", "tiny-llama3-smoothquant-w8a8", "tiny-llama3-gptq-4bit-pc"])
-def test_other_methods_build_reload_and_generate(name: str, built, reference) -> None:
+# AWQ's grid search takes minutes on a CPU at the catalog recipe's settings: the catalog recipe runs in
+# the slow suite, and the default suite builds the same recipe with a smaller calibration and grid.
+QUICK_AWQ = "tiny-llama3-awq-4bit-quick"
+
+
+def quick_awq(name: str, catalog: Path, workdir: Path) -> Path:
+    """Catalog recipe ``name`` built with 8 calibration windows and a 5-point grid (seconds, not minutes)."""
+    quick = f"{name}-quick"
+    text = (RECIPES / f"{name}.yaml").read_text().replace(f"name: {name}", f"name: {quick}")
+    write(catalog, quick, text + "calibration: {samples: 8}\nparams: {n_grid: 5}\n")
+    return build(load(quick, catalog), workdir, catalog, device="cpu").model_dir
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("tiny-llama3-awq-4bit", marks=pytest.mark.slow),
+        QUICK_AWQ,
+        "tiny-llama3-smoothquant-w8a8",
+        "tiny-llama3-gptq-4bit-pc",
+    ],
+)
+def test_other_methods_build_reload_and_generate(name: str, built, reference, catalog: Path, workdir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = built(name)
+    folder = quick_awq("tiny-llama3-awq-4bit", catalog, workdir) if name == QUICK_AWQ else built(name)
     config = json.loads((folder / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert logit_error(folder, reference) < 0.25
@@ -114,31 +135,34 @@ def test_calibration_is_deterministic(built, workdir: Path) -> None:
     assert [f["sha256"] for f in a["files"]] == [f["sha256"] for f in b["files"]]
 
 
-def test_llava_next_quantizes_only_the_language_model(built) -> None:
+@pytest.mark.parametrize("method", ["rtn", "gptq", "awq-quick", pytest.param("awq", marks=pytest.mark.slow)])
+def test_llava_next_quantizes_only_the_language_model(method: str, built, catalog: Path, workdir: Path) -> None:
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    for method in ("rtn", "gptq", "awq"):
+    if method == "awq-quick":
+        folder = quick_awq("tiny-llava-next-awq-4bit", catalog, workdir)
+    else:
         folder = built(f"tiny-llava-next-{method}-4bit")
-        with safe_open(str(folder / "model.safetensors"), "pt") as f:
-            keys = set(f.keys())
-        assert any(k.startswith("model.language_model.layers.0.") and k.endswith("weight_packed") for k in keys)
-        assert not any(("vision_tower" in k or "multi_modal_projector" in k) and "packed" in k for k in keys)
-        model = AutoModelForImageTextToText.from_pretrained(folder)
-        proc = AutoProcessor.from_pretrained(folder)
-        x = proc(images=Image.new("RGB", (48, 32), (10, 200, 30)), text="<image>\nDescribe.", return_tensors="pt")
-        with torch.no_grad():
-            logits = model(**x).logits
-        assert torch.isfinite(logits).all()
-        linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-        vision = [m for n, m in linears.items() if "vision_tower" in n or "multi_modal_projector" in n]
-        assert vision and all(getattr(m, "quantization_scheme", None) is None for m in vision)
-        assert linears["model.language_model.layers.0.mlp.down_proj"].quantization_scheme is not None
-        calibration = json.loads((folder.parent / "build.json").read_text())["calibration"]
-        if method == "gptq":  # this recipe calibrates on image-text pairs
-            assert calibration["images"]["source"] == "builtin" and calibration["images"]["count"] == 16
-        elif calibration is not None:
-            assert "images" not in calibration
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert any(k.startswith("model.language_model.layers.0.") and k.endswith("weight_packed") for k in keys)
+    assert not any(("vision_tower" in k or "multi_modal_projector" in k) and "packed" in k for k in keys)
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    proc = AutoProcessor.from_pretrained(folder)
+    x = proc(images=Image.new("RGB", (48, 32), (10, 200, 30)), text="<image>\nDescribe.", return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**x).logits
+    assert torch.isfinite(logits).all()
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    vision = [m for n, m in linears.items() if "vision_tower" in n or "multi_modal_projector" in n]
+    assert vision and all(getattr(m, "quantization_scheme", None) is None for m in vision)
+    assert linears["model.language_model.layers.0.mlp.down_proj"].quantization_scheme is not None
+    calibration = json.loads((folder.parent / "build.json").read_text())["calibration"]
+    if method == "gptq":  # this recipe calibrates on image-text pairs
+        assert calibration["images"]["source"] == "builtin" and calibration["images"]["count"] == 16
+    elif calibration is not None:
+        assert "images" not in calibration
 
 
 def _cli(*args: str) -> tuple[int, str]:

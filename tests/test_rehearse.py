@@ -1,0 +1,108 @@
+"""``zoo rehearse``: shrunk real bases, and every stage of a release run on them on a CPU."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RECIPES, ROOT
+from tests.hub_server import HubServer
+from zoo.rehearse.shrink import shrink_config
+
+LLAMA3_8B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "max_position_embeddings": 8192,
+    "rope_theta": 500000.0,
+    "bos_token_id": 128000,
+    "eos_token_id": 128001,
+}
+LLAMA3_70B = {**LLAMA3_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64}
+PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+LLAVA_NEXT_8B = {
+    "architectures": ["LlavaNextForConditionalGeneration"],
+    "model_type": "llava_next",
+    "text_config": LLAMA3_8B,
+    "vision_config": {
+        "model_type": "clip_vision_model",
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "image_size": 336,
+        "patch_size": 14,
+        "projection_dim": 768,
+    },
+    "image_grid_pinpoints": PINPOINTS,
+    "image_token_index": 128256,
+    "vision_feature_layer": -2,
+    "vision_feature_select_strategy": "default",
+}
+
+
+@pytest.mark.parametrize("real", [LLAMA3_8B, LLAMA3_70B], ids=["8b", "70b"])
+def test_shrunk_llama_keeps_what_stages_read(real: dict) -> None:
+    small = shrink_config(real)
+    assert small["num_hidden_layers"] == 2 and small["num_key_value_heads"] == 1
+    ratio = real["num_attention_heads"] // real["num_key_value_heads"]
+    assert small["num_attention_heads"] == ratio  # the GQA ratio
+    assert small["hidden_size"] % 128 == 0 and small["intermediate_size"] % 128 == 0  # group size 128 divides
+    assert (small["num_key_value_heads"] * small["head_dim"]) % 64 == 0  # AWQ's clipping step
+    for key in ("vocab_size", "max_position_embeddings", "rope_theta", "bos_token_id", "eos_token_id", "architectures"):
+        assert small[key] == real[key]
+    assert real["num_hidden_layers"] > 2  # the input is not changed in place
+
+
+def test_shrunk_llava_next_instantiates_and_keeps_the_image_grid() -> None:
+    import torch
+    import transformers
+
+    small = shrink_config(LLAVA_NEXT_8B)
+    assert small["image_grid_pinpoints"] == PINPOINTS and small["vision_config"]["image_size"] == 336
+    assert small["vision_config"]["patch_size"] == 14 and small["vision_config"]["num_hidden_layers"] == 2
+    assert small["text_config"]["hidden_size"] == 256
+    small["text_config"] = {**small["text_config"], "vocab_size": 128320}
+    config = transformers.LlavaNextConfig.from_dict(small)
+    model = transformers.LlavaNextForConditionalGeneration(config)
+    n = sum(p.numel() for p in model.parameters())
+    assert n < 80e6, n  # embeddings and lm_head of the real vocabulary are most of it
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([[128000, 42, 43]]))
+    assert out.logits.shape == (1, 3, 128320)
+
+
+def test_rehearse_a_tiny_recipe_through_every_stage(tmp_path: Path) -> None:
+    """Built-in bases are already tiny: the base stage is skipped, the rest run, the push is a dry run."""
+    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0")
+        res = subprocess.run(
+            [sys.executable, "-m", "zoo", "--recipes", str(RECIPES), "rehearse", "tiny-llama3-rtn-4bit", "--json"],
+            cwd=ROOT,
+            env={**env, "ZOO_WORKDIR": str(tmp_path / "work")},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        server.stop()
+    assert res.returncode == 0, res.stderr[-2000:]
+    import json
+
+    [row] = json.loads(res.stdout)
+    assert row["ok"] and row["stages"] == {"base": "skipped", "build": "ok", "eval": "ok", "card": "ok", "push": "ok"}
+    assert (tmp_path / "work" / "_rehearsal" / "work" / "tiny-llama3-rtn-4bit" / "card" / "README.md").exists()
+    assert not (tmp_path / "work" / "tiny-llama3-rtn-4bit").exists()  # never beside real builds
+    assert not server.state.repos  # a dry run published nothing
