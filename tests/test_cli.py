@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_wheel_ships_card_templates_and_tiny_bases(tmp_path: Path) -> None:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("zoo", "cards"):
+    for name in ("zoo", "cards", "recipes"):
         shutil.copytree(ROOT / name, src / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     res = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(src)],
@@ -97,3 +98,70 @@ def test_wheel_ships_card_templates_and_tiny_bases(tmp_path: Path) -> None:
     templates = {p.name for p in (ROOT / "cards").glob("*.md.j2")}
     assert templates and {f"zoo/card/templates/{t}" for t in templates} <= names
     assert "zoo/tiny/tiny-llama3/model.safetensors" in names
+    assert "zoo/recipes/tiny-llama3-gptq-4bit.yaml" in names and "zoo/recipes/_base/tiny-llama3.yaml" in names
+
+
+def test_installed_wheel_lists_validates_and_cards_outside_a_checkout(tmp_path: Path, built, workdir: Path) -> None:
+    """A fresh venv holding the wheel (this venv's packages visible through a .pth, zoo itself only from
+    the wheel), run from a folder that is not the checkout."""
+    import shutil
+    import sysconfig
+
+    test_wheel_ships_card_templates_and_tiny_bases(tmp_path)
+    wheel = next(tmp_path.glob("zoo-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps", str(wheel)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    built("tiny-llama3-rtn-8bit-pc")
+    shutil.copytree(workdir / "tiny-llama3-rtn-8bit-pc", elsewhere / "work" / "tiny-llama3-rtn-8bit-pc")
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_RECIPES", "ZOO_WORKDIR", "PYTHONPATH")}
+
+    def zoo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(venv / "bin" / "zoo"), *args], cwd=elsewhere, env=env, capture_output=True, text=True)
+
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import zoo; print(zoo.__file__)"], cwd=elsewhere,
+                           env=env, capture_output=True, text=True)  # fmt: skip
+    assert str(site) in where.stdout, where.stdout + where.stderr
+    listed = zoo("list")
+    assert listed.returncode == 0 and "llama3-70b-gptq-3bit" in listed.stdout, listed.stderr
+    assert zoo("validate").returncode == 0
+    card = zoo("card", "tiny-llama3-rtn-8bit-pc")
+    assert card.returncode == 0, card.stderr
+    assert "tiny-llama3-rtn-8bit-pc" in (elsewhere / "work" / "tiny-llama3-rtn-8bit-pc" / "card" / "README.md").read_text()
+
+
+def test_group_options_work_after_the_subcommand(catalog: Path) -> None:
+    write(catalog, "tiny-x", "name: tiny-x\nextends: _base/tiny-llama3\nmethod: gptq\nweights: {bits: 4}\n")
+    before = CliRunner().invoke(cli, ["--recipes", str(catalog), "list", "--json"])
+    after = CliRunner().invoke(cli, ["list", "--json", "--recipes", str(catalog)])
+    assert before.exit_code == after.exit_code == 0 and before.stdout == after.stdout
+    assert [r["name"] for r in json.loads(after.stdout)] == ["tiny-x"]
+    res = subprocess.run([sys.executable, "-m", "zoo", "show", "tiny-x", "-v", "--recipes", str(catalog)],
+                         capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert res.returncode == 0 and "name: tiny-x" in res.stdout
+
+
+def test_every_command_takes_json() -> None:
+    for name, command in cli.commands.items():
+        assert "as_json" in {p.name for p in command.params}, f"zoo {name} has no --json"
+
+
+def test_validate_json_lists_every_problem_and_exits_2(catalog: Path) -> None:
+    write(
+        catalog,
+        "tiny-bad",
+        "name: tiny-bad\nextends: _base/tiny-llama3\nmethod: gptqq\nweights: {bits: 4}\ncard: {template: lama3}\n",
+    )
+    res = CliRunner().invoke(cli, ["validate", "--json", "--recipes", str(catalog)])
+    data = json.loads(res.stdout)
+    assert res.exit_code == 2 and data["valid"] is False
+    assert {p["field"] for p in data["problems"]} == {"method", "card.template"}

@@ -106,3 +106,46 @@ def test_rehearse_a_tiny_recipe_through_every_stage(tmp_path: Path) -> None:
     assert (tmp_path / "work" / "_rehearsal" / "work" / "tiny-llama3-rtn-4bit" / "card" / "README.md").exists()
     assert not (tmp_path / "work" / "tiny-llama3-rtn-4bit").exists()  # never beside real builds
     assert not server.state.repos  # a dry run published nothing
+
+
+def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: Path) -> None:
+    """A Hub-protocol server holds meta-llama/Meta-Llama-3-8B's real config (no weights) and a LLaMA-3-style
+    tokenizer; the 8B GPTQ recipe (its data switched to the offline pydoc text and task files, since no
+    dataset repo is served here) goes through every stage on the shrunk base."""
+    import json
+    import shutil
+
+    from tests.conftest import write
+    from zoo.tiny.bases import builtin_path
+
+    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
+    try:
+        tiny = builtin_path("tiny-llama3")
+        files = {p.name: p.read_bytes() for p in tiny.iterdir() if p.name != "model.safetensors"}
+        files["config.json"] = json.dumps(LLAMA3_8B).encode()
+        files["model.safetensors.index.json"] = b'{"weight_map": {}}'  # present in the real repo; never fetched whole
+        commit = server.state.craft("meta-llama/Meta-Llama-3-8B", files)
+        catalog = tmp_path / "recipes"
+        shutil.copytree(RECIPES / "_base", catalog / "_base")
+        text = (RECIPES / "llama3-8b-gptq-4bit.yaml").read_text()
+        write(catalog, "llama3-8b-gptq-4bit", text + (
+            f"base: {{revision: {commit}}}\ncalibration: {{dataset: pydoc}}\n"
+            "eval: {perplexity: [pydoc], tasks: [arc_easy], task_data: builtin}\n"
+        ))  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0")
+        res = subprocess.run(
+            [sys.executable, "-m", "zoo", "rehearse", "llama3-8b-gptq-4bit", "--json", "--recipes", str(catalog)],
+            cwd=ROOT, env={**env, "ZOO_WORKDIR": str(tmp_path / "work")}, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    [row] = json.loads(res.stdout)
+    assert row["ok"] and row["stages"] == {"base": "ok", "build": "ok", "eval": "ok", "card": "ok", "push": "ok"}
+    base = next((tmp_path / "work" / "_rehearsal" / "bases").iterdir())
+    config = json.loads((base / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2 and config["vocab_size"] == 128256 and config["num_attention_heads"] == 4
+    assert not (base / "model.safetensors.index.json").exists()
+    build = json.loads((tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "build.json").read_text())
+    assert build["method"]["name"] == "gptq" and build["recipe"]["base"]["path"] == str(base.absolute())

@@ -26,7 +26,7 @@ def recipes_dir(explicit: Path | None = None) -> Path:
     candidates = [
         os.environ.get("ZOO_RECIPES"),
         Path.cwd() / "recipes",
-        Path(__file__).parents[1] / "recipes",
+        Path(__file__).parent / "recipes",  # the catalog shipped in the package (a link to recipes/ in a checkout)
     ]
     for c in candidates:
         if c and Path(c).is_dir():
@@ -70,6 +70,7 @@ def validate_base(path: Path) -> list[Problem]:
 def validate(paths: list[Path], strict: bool = False) -> list[Problem]:
     """Every problem in every file; parent files (under ``_*/``) get the partial check; ``strict`` adds
     what a release needs (bases pinned to a commit)."""
+    from zoo.card.check import template_problems
     from zoo.recipe.check import strict_problems
 
     problems: list[Problem] = []
@@ -77,6 +78,7 @@ def validate(paths: list[Path], strict: bool = False) -> list[Problem]:
         if path.parent.name.startswith("_"):
             problems.extend(validate_base(path))
             continue
+        problems.extend(template_problems(path))
         try:
             recipe = load_recipe(path)
         except RecipeError as e:

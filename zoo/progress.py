@@ -1,16 +1,14 @@
-"""Progress for long loops: a tqdm bar on a terminal, a log line every tenth of the way otherwise."""
+"""Progress for long loops: a tqdm bar on a terminal; off a terminal (CI logs, redirected output) no
+progress output at all, only one log line when each loop finishes, beside the stages' own lines."""
 
 from __future__ import annotations
 
-import io
 import logging
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("zoo.progress")
-_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def reporter(desc: str) -> Callable[[int, int], None]:
@@ -30,43 +28,28 @@ def reporter(desc: str) -> Callable[[int, int], None]:
                 bar.close()
 
         return tick
-    last = [-1]
 
     def line(done: int, total: int) -> None:
-        tenth = done * 10 // max(total, 1)
-        if tenth != last[0]:
-            last[0] = tenth
-            log.info("%s: %d/%d", desc, done, total)
+        if done >= total:
+            log.info("%s: %d/%d done", desc, done, total)
 
     return line
 
 
-class _LogLines(io.TextIOBase):
-    """A file for tqdm that turns each redraw into one log line."""
-
-    def write(self, text: str) -> int:
-        text = _ESCAPES.sub("", text)  # nested bars move the cursor up and down between redraws
-        for line in text.replace("\r", "\n").splitlines():
-            if line.strip() and " 0%|" not in line:  # the opening draw says nothing yet
-                log.info("%s", line.strip())
-        return len(text)
-
-
-def bars_to_log(every_s: float = 30.0) -> None:
-    """Off a terminal, make every tqdm bar (backends' included) a log line at most every ``every_s``.
+def quiet_bars() -> None:
+    """Off a terminal, switch every tqdm bar off, backends' included.
 
     ``TQDM_DISABLE`` only sets a default and backends pass ``disable=`` themselves, so in CI logs each
-    redraw became part of one 10,000-character line, or, disabled, a 30-minute GPTQ run printed
-    nothing at all; as log lines they are a readable heartbeat."""
+    redraw became part of one 10,000-character line; zoo's stages log a line each instead."""
     import tqdm.std
 
     original = tqdm.std.tqdm.__init__
-    if getattr(original, "_zoo_logged", False):
+    if getattr(original, "_zoo_quiet", False):
         return
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.update(file=_LogLines(), mininterval=every_s, maxinterval=every_s, ncols=100, dynamic_ncols=False, disable=False)
+        kwargs["disable"] = True
         original(self, *args, **kwargs)
 
-    init._zoo_logged = True  # type: ignore[attr-defined]
-    tqdm.std.tqdm.__init__ = init  # type: ignore[method-assign]
+    init._zoo_quiet = True  # type: ignore[attr-defined]
+    tqdm.std.tqdm.__init__ = init

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoo.data import DATASETS
 from zoo.recipe import Recipe
 
-DATASET_NAMES = {"wikitext2": "WikiText2", "c4": "C4", "ptb": "PTB", "pydoc": "pydoc topics (held-out)"}
+
+def dataset_title(name: str) -> str:
+    """How a card names a dataset (the dataset table's title; the key itself for anything else)."""
+    spec = DATASETS.get(name)
+    return spec.title if spec else name
 
 
 def fmt(v: Any) -> str:
@@ -31,4 +36,4 @@ def primary_metric(r: Recipe) -> str | None:
 
 
 def ppl_name(r: Recipe) -> str:
-    return DATASET_NAMES.get(r.eval.perplexity[0], r.eval.perplexity[0]) if r.eval.perplexity else ""
+    return dataset_title(r.eval.perplexity[0]) if r.eval.perplexity else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import DATASET_NAMES, bits_label, fmt, ppl_name, primary_metric
+from zoo.card.common import bits_label, dataset_title, fmt, ppl_name, primary_metric
 from zoo.card.siblings import hidden_count, plot_points, sibling_rows
 from zoo.families import FAMILIES
 from zoo.methods import METHODS
@@ -26,13 +26,13 @@ PROMPT_TINY = "The for statement is used to"
 PROMPT_HUB = "The capital of France is"
 ZERO_BASE = "n/a: base is 0"
 
-__all__ = ["DATASET_NAMES", "STUDY", "fmt", "gather", "headline", "metric_label", "plot_points", "results_rows"]
+__all__ = ["STUDY", "fmt", "gather", "headline", "metric_label", "plot_points", "results_rows"]
 
 
 def metric_label(key: str) -> str:
     group, metric = key.split("/", 1)
     if group == "ppl":
-        return f"{DATASET_NAMES.get(metric, metric)} perplexity"
+        return f"{dataset_title(metric)} perplexity"
     if group == "zero_shot_avg":
         return "zero-shot average (acc)"
     return f"{group} ({metric})"

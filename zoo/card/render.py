@@ -14,31 +14,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import DATASET_NAMES, fmt, ppl_name, primary_metric
+from zoo.card.common import dataset_title, fmt, ppl_name, primary_metric
 from zoo.card.context import gather
 from zoo.card.plot import plot
 from zoo.card.siblings import family, plot_points
+from zoo.data import DATASETS
 from zoo.errors import CardError
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, CardRecord, EvalRecord
+from zoo.tasks import TASKS
 from zoo.workdir import Layout, clear_partials, sha256_file, staging
 
 log = logging.getLogger(__name__)
 PLOT = "quality_vs_bits.png"
-# metric key -> (model-index task type, Hub dataset id, config, split)
-HUB_DATASETS: dict[str, tuple[str, str, str | None, str]] = {
-    "wikitext2": ("text-generation", "Salesforce/wikitext", "wikitext-2-raw-v1", "test"),
-    "c4": ("text-generation", "allenai/c4", "en", "validation"),
-    "ptb": ("text-generation", "ptb-text-only/ptb_text_only", "penn_treebank", "test"),
-    "arc_easy": ("multiple-choice", "allenai/ai2_arc", "ARC-Easy", "test"),
-    "arc_challenge": ("multiple-choice", "allenai/ai2_arc", "ARC-Challenge", "test"),
-    "hellaswag": ("multiple-choice", "Rowan/hellaswag", None, "validation"),
-    "winogrande": ("multiple-choice", "allenai/winogrande", "winogrande_xl", "validation"),
-    "piqa": ("multiple-choice", "ybisk/piqa", None, "validation"),
-    "mmlu": ("multiple-choice", "cais/mmlu", "all", "test"),
-}
+
+
+def hub_dataset(group: str, name: str) -> tuple[str, str, str | None, str] | None:
+    """(model-index task type, Hub id, config, split) of what metric ``group/name`` measured, from the
+    dataset and task tables; None for data that is not on the Hub (pydoc, local files, offline tasks)."""
+    from zoo.data import DATASETS
+    from zoo.tasks import TASKS
+
+    if group == "ppl":
+        d = DATASETS.get(name)
+        return ("text-generation", d.hub_id, d.config, d.eval_split) if d and d.hub_id else None
+    t = TASKS.get(group)
+    return (t.card_type, t.hub_id, t.config, t.split) if t and t.hub_id and t.harness == "lm-eval" else None
+
+
 _fmt = fmt  # the name tests and older callers import
 
 
@@ -82,14 +87,15 @@ def eval_results(ctx: dict[str, Any]) -> list[Any]:
     for row in ctx["results"]:
         group, metric = row["key"].split("/", 1)
         name = metric if group == "ppl" else group
-        if name not in HUB_DATASETS or (group != "ppl" and offline_tasks):
+        where = hub_dataset(group, metric)
+        if where is None or (group != "ppl" and offline_tasks):
             continue
-        task_type, dataset, config, split = HUB_DATASETS[name]
+        task_type, dataset, config, split = where
         out.append(
             EvalResult(
                 task_type=task_type,
                 dataset_type=dataset,
-                dataset_name=DATASET_NAMES.get(name, name),
+                dataset_name=dataset_title(name),
                 dataset_config=config,
                 dataset_split=split,
                 metric_type="perplexity" if group == "ppl" else metric,
@@ -108,13 +114,8 @@ def eval_result_entries(ctx: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     entries = []
     for r in eval_results(ctx):
-        task = (
-            r.dataset_config
-            if r.dataset_type == "allenai/ai2_arc"
-            else r.metric_type
-            if r.dataset_type in ("Salesforce/wikitext", "allenai/c4", "ptb-text-only/ptb_text_only")
-            else "default"
-        )
+        arc = r.dataset_type == TASKS["arc_easy"].hub_id  # one Hub dataset, two configs: two lm-eval tasks
+        task = r.dataset_config if arc else r.metric_type if r.metric_type == "perplexity" else "default"
         entries.append(EvalResultEntry(dataset_id=r.dataset_type, task_id=str(task), value=r.metric_value, notes=r.metric_name))
     return eval_result_entries_to_yaml(entries) if entries else None
 
@@ -129,7 +130,8 @@ def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
     results = eval_results(ctx)
     calib = recipe.calibration.dataset
     adapter = recipe.format == "adapter"  # LoRA releases: an adapter on the base, trained on instruction data
-    datasets = [HUB_DATASETS[calib][1]] if calib in HUB_DATASETS else None
+    calib_spec = DATASETS.get(calib)
+    datasets = [calib_spec.hub_id] if calib_spec and calib_spec.hub_id else None
     if adapter:
         from zoo.data.instructions import HUB as INSTRUCTIONS
 

@@ -43,9 +43,7 @@ def _series(r: Recipe) -> str:
     return f"{title} ({'per channel' if r.weights.group_size == 'channel' else f'g{r.weights.group_size}'})"
 
 
-def _row(
-    r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, ev: EvalRecord | None
-) -> dict[str, Any] | None:
+def _row(r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, ev: EvalRecord | None) -> dict[str, Any] | None:
     metrics = ev.metrics if ev else {}
     ppl = metrics.get(primary) if primary else None
     study_ppl = getattr(r.study, primary.split("/", 1)[1], None) if primary and ppl is None else None

@@ -36,12 +36,31 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
+# The group's options, accepted after the subcommand too (``zoo list -v`` as ``zoo -v list``).
+LATE_OPTIONS = (
+    click.option("--recipes", "late_recipes", type=click.Path(path_type=Path), help="Recipe catalog folder."),
+    click.option("-v", "--verbose", "late_verbose", count=True, help="More logging (-vv: debug)."),
+    click.option("-q", "--quiet", "late_quiet", is_flag=True, help="Only warnings and errors."),
+)
+
+
+def _late_globals(recipes: Path | None, verbose: int, quiet: bool) -> None:
+    obj = click.get_current_context().find_root().obj
+    if recipes is not None:
+        obj["recipes"] = recipes
+    if verbose or quiet:
+        configure_logging(obj.get("verbose", 0) + verbose, quiet or obj.get("quiet", False))
+
+
 def errors(fn: F) -> F:
-    """One ``error:`` line and the class's exit code for ``ZooError``; Ctrl-C / SIGTERM likewise."""
+    """One ``error:`` line and the class's exit code for ``ZooError``; Ctrl-C / SIGTERM likewise.
+    Also gives the command the group's options, so they work before or after its name."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import signal
+
+        _late_globals(kwargs.pop("late_recipes", None), kwargs.pop("late_verbose", 0), kwargs.pop("late_quiet", False))
 
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _on_sigterm)
@@ -60,7 +79,36 @@ def errors(fn: F) -> F:
             )
             sys.exit(143 if isinstance(e, Terminated) else 130)
 
+    for option in reversed(LATE_OPTIONS):
+        wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]
+
+
+# What each heavy command imports, by the extra that installs it (``pip install 'zoo[build]'`` ...).
+EXTRAS = {
+    "build": ("torch", "transformers", "llmcompressor", "compressed_tensors", "accelerate", "datasets", "safetensors"),
+    "eval": ("torch", "transformers", "lm_eval", "datasets"),
+}
+
+
+def require(command: str, *extras: str) -> None:
+    """Exit 6 naming the extra when a command's dependencies are not installed (the base install lists,
+    shows, validates, cards, pushes and pulls without them)."""
+    import importlib.util
+
+    for extra in extras:
+        for module in EXTRAS[extra]:
+            try:
+                missing = importlib.util.find_spec(module) is None
+            except (ImportError, ValueError):  # a module blocked or half-installed counts as missing
+                missing = True
+            if missing:
+                from zoo.errors import MissingExtraError
+
+                raise MissingExtraError(
+                    f"zoo {command} needs the {extra} extra ({module} is not installed); fix: pip install 'zoo[{extra}]' "
+                    "(or 'zoo[all]')"
+                )
 
 
 def catalog_root(ctx: click.Context) -> Path:
@@ -79,6 +127,26 @@ device_option = click.option(
     show_default=True,
     help="Where to compute: auto takes CUDA when visible (else the CPU, for tiny bases only); cpu forces the CPU.",
 )
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout instead of text.")
+
+
+def to_json(obj: Any) -> str:
+    """Results (frozen dataclasses, paths, records) as the JSON that ``--json`` prints."""
+    import dataclasses
+    import json
+
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        if isinstance(o, Path):
+            return str(o)
+        if hasattr(o, "model_dump"):
+            return o.model_dump(mode="json")
+        raise TypeError(f"{type(o).__name__} is not JSON")
+
+    return json.dumps(obj, default=default, indent=2)
+
+
 wait_option = click.option(
     "--wait", is_flag=True, help="If another zoo process holds this recipe, wait for it instead of exiting 12."
 )
@@ -92,25 +160,30 @@ wait_option = click.option(
 @click.pass_context
 def cli(ctx: click.Context, recipes: Path | None, verbose: int, quiet: bool) -> None:
     """Build, evaluate, card and publish quantized LLaMA-3 / LLaVA-Next checkpoints from recipes."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    logging.getLogger("zoo").setLevel(logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
-    if not verbose:  # lm-eval warns about its own defaults on every run; torch.fx about an API rename
-        logging.getLogger("lm_eval").setLevel(logging.ERROR)
-        logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+    configure_logging(verbose, quiet)
     # Backends (imported later, inside commands) read these once: keep their logs quiet unless asked,
     # and draw progress bars only on a terminal.
-    os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "INFO" if verbose else "ERROR")
     if not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from zoo.progress import bars_to_log
+        from zoo.progress import quiet_bars
 
-        bars_to_log()
-    ctx.obj = {"recipes": recipes}
+        quiet_bars()
+    ctx.obj = {"recipes": recipes, "verbose": verbose, "quiet": quiet}
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)  # fmt: skip
+    logging.getLogger().setLevel(level)
+    logging.getLogger("zoo").setLevel(logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
+    noisy = logging.INFO if verbose else logging.ERROR  # lm-eval warns about its defaults; torch.fx about a rename
+    logging.getLogger("lm_eval").setLevel(noisy)
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(noisy)
+    if verbose:
+        os.environ["LLM_COMPRESSOR_LOG_LEVEL"] = "INFO"
+    else:
+        os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "ERROR")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, errors
+from zoo.cli import catalog_root, cli, errors, json_option, to_json
 from zoo.cli.table import table
 
 
@@ -52,9 +52,10 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--strict", is_flag=True, help="Also require what a release needs: Hub bases pinned to a commit.")
+@json_option
 @click.pass_context
 @errors
-def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool) -> None:
+def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json: bool) -> None:
     """Check recipe files (default: the whole catalog) and report every problem at once (exit 2 if any)."""
     from zoo.catalog import base_paths, recipe_paths
     from zoo.catalog import validate as check
@@ -63,6 +64,9 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool) -> None:
         root = catalog_root(ctx)
         paths = (*base_paths(root), *recipe_paths(root))
     problems = check(list(paths), strict)
+    if as_json:
+        click.echo(to_json({"files": len(paths), "valid": not problems, "problems": problems}))
+        sys.exit(2 if problems else 0)
     for p in problems:
         click.echo(str(p), err=True)
     bad = len({os.path.realpath(p.file) for p in problems})

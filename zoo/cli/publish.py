@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, device_option, errors, workdir_option
+from zoo.cli import catalog_root, cli, device_option, errors, json_option, require, to_json, workdir_option
 from zoo.cli.table import table
 from zoo.errors import ZooError
 
@@ -21,6 +21,7 @@ from zoo.errors import ZooError
 @click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
 @click.option("--revision", default="main", show_default=True, help="Branch to commit to.")
 @click.option("--dry-run", is_flag=True, help="List what would change; upload nothing. Needs no token (compares anonymously).")
+@json_option
 @click.pass_context
 @errors
 def push_cmd(
@@ -32,6 +33,7 @@ def push_cmd(
     private: bool | None,
     revision: str,
     dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Publish built recipe NAME (checkpoint, card, build.json, eval.json) to the Hub."""
     from zoo.catalog import load
@@ -44,7 +46,9 @@ def push_cmd(
     recipe = load(name, catalog_root(ctx))
     repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
     r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run)
-    if r.status == "dry-run":
+    if as_json:
+        click.echo(to_json(r))
+    elif r.status == "dry-run":
         for p in r.changed:
             click.echo(f"would upload  {p}")
         for p in r.deleted:
@@ -67,9 +71,10 @@ def push_cmd(
 @click.option(
     "--force", is_flag=True, help="Pull into a folder holding other files; only the files the release lists are overwritten."
 )
+@json_option
 @click.pass_context
 @errors
-def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None, force: bool) -> None:
+def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None, force: bool, as_json: bool) -> None:
     """Download NAME (a recipe name or owner/repo) and verify every file against the release manifest."""
     from zoo.catalog import recipes_dir
     from zoo.publish.pull import pull
@@ -79,6 +84,9 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
     except ZooError:
         root = None  # users without a checkout pull by repo id
     r = pull(name, root, revision, local_dir, force)
+    if as_json:
+        click.echo(to_json(r))
+        return
     click.echo(
         f"{r.repo_id}@{r.revision} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}"
     )
@@ -90,12 +98,14 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
 @device_option
 @click.option("--limit", type=click.IntRange(min=1), help="Quick evaluation: at most N items per task (recorded in the card).")
 @click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload (needs no token).")
+@json_option
 @click.pass_context
 @errors
 def release_cmd(
-    ctx: click.Context, names: tuple[str, ...], workdir: Path | None, device: str, limit: int | None, dry_run: bool
+    ctx: click.Context, names: tuple[str, ...], workdir: Path | None, device: str, limit: int | None, dry_run: bool, as_json: bool
 ) -> None:
     """build -> eval -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
+    require("release", "build", "eval")
     from zoo.publish.release import release
     from zoo.workdir import workdir as default_workdir
 
@@ -104,7 +114,7 @@ def release_cmd(
         {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push")}, "error": o.error}
         for o in outcomes
     ]
-    click.echo(table(rows))
+    click.echo(to_json(outcomes) if as_json else table(rows))
     failed = [o.name for o in outcomes if not o.ok]
     if failed:
         click.echo(f"error: {len(failed)} of {len(outcomes)} release(s) failed: {', '.join(failed)}", err=True)
@@ -115,9 +125,10 @@ def release_cmd(
 @click.option("--changed-since", help="Only recipes whose file, or a file they extend, changed since this git ref.")
 @click.option("--family", help="llama3, llava-next, or a base such as llama3-70b.")
 @click.option("--method", help="A method name, e.g. gptq.")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: the matrix is always JSON.")
 @click.pass_context
 @errors
-def matrix_cmd(ctx: click.Context, changed_since: str | None, family: str | None, method: str | None) -> None:
+def matrix_cmd(ctx: click.Context, changed_since: str | None, family: str | None, method: str | None, as_json: bool) -> None:
     """The recipes as a GitHub Actions matrix (JSON), with runner labels by memory need."""
     from zoo.publish.matrix import matrix
 

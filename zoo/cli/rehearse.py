@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, errors, workdir_option
+from zoo.cli import catalog_root, cli, errors, require, workdir_option
 from zoo.cli.table import table
 
 
@@ -35,6 +35,7 @@ def rehearse_cmd(
     as_json: bool,
 ) -> None:
     """Rehearse NAME... (or --all): build -> eval -> card -> push on a shrunk base; exit 1 if any failed."""
+    require("rehearse", "build", "eval")
     from zoo.catalog import entries, load, recipe_paths
     from zoo.errors import UsageError
     from zoo.progress import reporter

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, device_option, errors, wait_option, workdir_option
+from zoo.cli import catalog_root, cli, device_option, errors, json_option, require, to_json, wait_option, workdir_option
 from zoo.cli.table import table
 
 
@@ -34,6 +34,7 @@ def build_cmd(
     as_json: bool,
 ) -> None:
     """Quantize recipe NAME into <workdir>/NAME/model with a build.json manifest."""
+    require("build", "build")
     from zoo.build import build
     from zoo.catalog import load
     from zoo.workdir import workdir as default_workdir
@@ -75,6 +76,7 @@ def eval_cmd(
     as_json: bool,
 ) -> None:
     """Measure built recipe NAME and its 16-bit base; write <workdir>/NAME/eval.json."""
+    require("eval", "eval")
     from zoo.catalog import load
     from zoo.evaluation.run import evaluate
     from zoo.workdir import workdir as default_workdir
@@ -113,9 +115,10 @@ def eval_cmd(
 @workdir_option
 @click.option("--force", is_flag=True, help="Render even if the card is current.")
 @wait_option
+@json_option
 @click.pass_context
 @errors
-def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool, wait: bool) -> None:
+def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool, wait: bool, as_json: bool) -> None:
     """Render the model card of NAME into <workdir>/NAME/card/ (README.md, plot, eval results)."""
     from zoo.card import render
     from zoo.catalog import load, recipe_paths
@@ -125,4 +128,7 @@ def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool, w
     root = catalog_root(ctx)
     catalog = [load_recipe(p) for p in recipe_paths(root)]
     result = render(load(name, root), catalog, default_workdir(workdir), force, wait=wait)
+    if as_json:
+        click.echo(to_json(result))
+        return
     click.echo(f"{result.name}: card {result.status}: {result.readme}")

@@ -13,20 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo.data import DATASETS, DatasetSpec
 from zoo.errors import UnknownNameError, ZooError
 
-# Hub datasets as GPTQ's datautils reads them: (path, config, data_files, column, joiner).
-HUB: dict[str, tuple[str, str | None, dict[str, str] | None, str, str]] = {
-    "wikitext2": ("wikitext", "wikitext-2-raw-v1", None, "text", "\n\n"),
-    "ptb": ("ptb_text_only", "penn_treebank", None, "sentence", " "),
-    "c4": (
-        "allenai/c4",
-        None,
-        {"train": "en/c4-train.00000-of-01024.json.gz", "validation": "en/c4-validation.00000-of-00008.json.gz"},
-        "text",
-        " ",
-    ),
-}
 C4_VALIDATION_DOCS = 1100  # GPTQ's C4 evaluation subset
 
 
@@ -36,23 +25,26 @@ class Text:
     identity: dict[str, Any]
 
 
-def _hub(name: str, split: str) -> Text:
+def _hub(spec: DatasetSpec, split: str) -> Text:
     from datasets import load_dataset
 
-    path, config, files, column, joiner = HUB[name]
+    files = {split: spec.data_files[split]} if split in spec.data_files else None
+    config = None if files else spec.config  # a dataset read by file has no builder config
+    where = f"{spec.hub_id}" + (f"@{spec.revision}" if spec.revision else "")
     try:
-        ds = load_dataset(path, config, data_files=files, split=split)
+        ds = load_dataset(spec.hub_id, config, data_files=files, split=split, revision=spec.revision)
     except Exception as e:  # datasets raises many types for offline / missing / gated
         raise ZooError(
-            f"cannot load dataset {name!r} ({path}, split {split!r}): {type(e).__name__}: {str(e).splitlines()[0][:200]}; "
-            "fix: run where the Hub is reachable (the datasets cache is reused afterwards), or use a local file "
-            "(dataset: file, path: ...)"
+            f"cannot load dataset {spec.name!r} ({where}, split {split!r}): {type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''}; fix: run where the Hub is reachable (the datasets cache is "
+            "reused afterwards), or use a local file (dataset: file, path: ...)"
         ) from e
-    rows = ds[column]
-    if name == "c4" and split == "validation":
+    rows = ds[spec.column]
+    if spec.name == "c4" and split == "validation":
         rows = rows[:C4_VALIDATION_DOCS]
-    text = joiner.join(rows)
-    return Text(text, {"source": path, "config": config, "fingerprint": getattr(ds, "_fingerprint", None)})
+    text = spec.joiner.join(rows)
+    identity = {"source": spec.hub_id, "config": spec.config, "revision": spec.revision, "files": files}
+    return Text(text, {**identity, "fingerprint": getattr(ds, "_fingerprint", None)})
 
 
 def _file(path: Path) -> Text:
@@ -73,8 +65,6 @@ def _file(path: Path) -> Text:
 
 def load_text(name: str, split: str, path: Path | None = None) -> Text:
     """The joined text of ``name``'s ``split`` with its identity (name, split, source, sha256)."""
-    from zoo.data import DATASETS
-
     if name not in DATASETS:
         raise UnknownNameError("dataset", name, DATASETS)
     if name == "pydoc":
@@ -88,6 +78,6 @@ def load_text(name: str, split: str, path: Path | None = None) -> Text:
             raise ZooError("dataset 'file' needs a path; fix: set calibration.path")
         t = _file(path)
     else:
-        t = _hub(name, split)
+        t = _hub(DATASETS[name], split)
     sha = hashlib.sha256(t.text.encode()).hexdigest()
     return Text(t.text, {"dataset": name, "split": split, **t.identity, "text_sha256": sha})

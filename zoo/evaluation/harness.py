@@ -19,29 +19,18 @@ from typing import Any
 import yaml
 
 from zoo.errors import TaskDataError
-from zoo.evaluation import TASKS
+from zoo.tasks import TASKS
 
 log = logging.getLogger(__name__)
 BUILTIN_DATA = Path(__file__).parent / "data"
 CATEGORIES = ("stem", "humanities", "social_sciences", "other")
-# split each task reads in lm-eval's definition (the others are switched off)
-SPLIT = {"arc_easy": "test", "arc_challenge": "test", "hellaswag": "validation", "winogrande": "validation", "piqa": "validation"}
-
-
-# where lm-eval keeps each task's definition, under lm_eval/tasks/
-TASK_FILES = {
-    "arc_easy": "arc/arc_easy.yaml",
-    "arc_challenge": "arc/arc_challenge.yaml",
-    "hellaswag": "hellaswag/hellaswag.yaml",
-    "winogrande": "winogrande/default.yaml",
-    "piqa": "piqa/piqa.yaml",
-}
 
 
 def _task_yaml(name: str) -> Path:
     import lm_eval
 
-    rel = TASK_FILES.get(name) or f"mmlu/default/{name}.yaml"
+    spec = TASKS.get(name)
+    rel = spec.task_file if spec and spec.task_file else f"mmlu/default/{name}.yaml"
     path = Path(lm_eval.__file__).parent / "tasks" / rel
     if not path.exists():
         raise TaskDataError(f"lm-eval {lm_eval.__version__} has no task file {rel} for {name!r}")
@@ -63,24 +52,14 @@ def _check_jsonl(path: Path, required: tuple[str, ...]) -> None:
             raise TaskDataError(f"{path}:{i}: missing field(s) {', '.join(missing)}; fix that line")
 
 
-REQUIRED = {
-    "arc_easy": ("question", "choices", "answerKey"),
-    "arc_challenge": ("question", "choices", "answerKey"),
-    "hellaswag": ("activity_label", "ctx_a", "ctx_b", "endings", "label"),
-    "winogrande": ("sentence", "option1", "option2", "answer"),
-    "piqa": ("goal", "sol1", "sol2", "label"),
-    "mmlu": ("question", "choices", "answer"),
-}
-
-
 def _local_configs(tasks: list[str], data: Path, out: Path) -> tuple[list[str], list[str], dict[str, str]]:
     """Write local task YAMLs; returns (zero-shot task names, mmlu subject task names, subject -> category)."""
     zero, mmlu, category = [], [], {}
     for task in tasks:
         if task != "mmlu":
             path = data / f"{task}.jsonl"
-            _check_jsonl(path, REQUIRED[task])
-            split = SPLIT[task]
+            _check_jsonl(path, TASKS[task].columns)
+            split = TASKS[task].split
             cfg: dict[str, Any] = {
                 "include": str(_task_yaml(task)),
                 "task": f"zoo_{task}",
@@ -99,7 +78,7 @@ def _local_configs(tasks: list[str], data: Path, out: Path) -> tuple[list[str], 
             subject = test.name.removesuffix(".test.jsonl")
             dev = test.with_name(f"{subject}.dev.jsonl")
             for p in (test, dev):
-                _check_jsonl(p, REQUIRED["mmlu"])
+                _check_jsonl(p, TASKS["mmlu"].columns)
             source = _task_yaml(f"mmlu_{subject}")
             tag = str(yaml.safe_load(source.read_text()).get("tag", ""))
             category[f"zoo_mmlu_{subject}"] = next((c for c in CATEGORIES if tag == f"mmlu_{c}_tasks"), "other")
@@ -124,7 +103,7 @@ def _run(lm: Any, names: list[str], fewshot: int, limit: int | None, manager: An
 
     # lm-eval records the git commit of whatever folder zoo runs in (meaningless here; eval.json records
     # the versions) by running git, which prints "fatal: not a git repository" outside a checkout.
-    lm_eval.evaluator.get_git_commit_hash = lambda: None  # type: ignore[attr-defined]
+    lm_eval.evaluator.get_git_commit_hash = lambda: None
 
     if not names:
         return {"results": {}, "versions": {}, "n-samples": {}}
@@ -149,12 +128,12 @@ def check_backend(backend: str) -> None:
         try:
             import vllm  # noqa: F401
         except ImportError as e:
-            from zoo.methods.gptqm import MissingExtraError
+            from zoo.errors import MissingExtraError
 
             raise MissingExtraError("--backend vllm needs vLLM, which is not installed; fix: pip install vllm") from e
 
 
-def language_model(model: Any, tokenizer: Any, batch_size: int, backend: str, model_dir: Path | None) -> Any:
+def harness_model(model: Any, tokenizer: Any, batch_size: int, backend: str, model_dir: Path | None) -> Any:
     """lm-eval's HF wrapper around the loaded model, or its vLLM backend on the checkpoint folder."""
     if backend == "vllm":
         check_backend(backend)
@@ -179,7 +158,7 @@ def evaluate(
     """Metrics (``task/metric`` -> value) and per-task details for ``tasks``."""
     from lm_eval.tasks import TaskManager
 
-    lm = language_model(model, tokenizer, batch_size, backend, model_dir)
+    lm = harness_model(model, tokenizer, batch_size, backend, model_dir)
     with tempfile.TemporaryDirectory(prefix="zoo-tasks-") as tmp:
         if data is not None:
             zero, subjects, category = _local_configs(tasks, data, Path(tmp))

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import GateError, NeedsAcceleratorError, UsageError
-from zoo.evaluation import TASKS
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.recipe import Recipe
 from zoo.records import Baseline, BaselineRecord, BuildRecord, EvalRecord, Gate, Measurement
+from zoo.tasks import TASKS
 from zoo.workdir import Layout, sha256_file
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def measure(
     import torch
     import transformers
 
+    from zoo.data import DATASETS
     from zoo.data.calibration import token_ids
     from zoo.data.text import load_text
     from zoo.evaluation.perplexity import C4_WINDOWS, perplexity
@@ -96,8 +97,7 @@ def measure(
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {"perplexity": {}}
     for name in recipe.eval.perplexity:
-        split = "validation" if name == "c4" else "test"
-        text = load_text(name, split)
+        text = load_text(name, DATASETS[name].eval_split)
         ids = token_ids(text.text, tokenizer)
         seqlen = recipe.eval.seqlen
         cap = C4_WINDOWS if name == "c4" else None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import MissingVisionExtra
-from zoo.evaluation import TASKS
+from zoo.tasks import TASKS
 
 
 def evaluate(model_dir: Path, tasks: list[str], limit: int | None, batch_size: int, device: str) -> dict[str, Any]:

@@ -13,4 +13,5 @@ SPEC = FamilySpec(
     ignore=("lm_head", "re:.*vision_tower.*", "re:.*multi_modal_projector.*"),
     card="llava-next",
     lm_scope="language_model",
+    lm_path="model.language_model",
 )

@@ -16,14 +16,36 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from zoo.errors import ZooError
-from zoo.methods.base import BuildContext
+from zoo.lora.params import LoRAParams
+from zoo.recipe import Recipe
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200
+
+
+class LoRAJob(Protocol):
+    """What a LoRA build reads of the build context (``zoo.methods.base.BuildContext`` has all of it);
+    a protocol, so this machinery never imports the methods that use it."""
+
+    @property
+    def recipe(self) -> Recipe: ...
+    @property
+    def load_model(self) -> Callable[[], Any]: ...
+    @property
+    def processor(self) -> Any: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def out(self) -> Path: ...
+    @property
+    def recipe_dir(self) -> Path: ...
+    @property
+    def state_dir(self) -> Path: ...
 
 
 def bnb_config(blocksize: int, double_quant: bool, compute_dtype: str) -> dict[str, Any]:
@@ -58,7 +80,7 @@ def _save_taus(path: Path, taus: dict[str, Any]) -> None:
     save_file(tensors, str(path), metadata={"format": "zoo-icq", "offset": "0"})
 
 
-def _merge(ctx: BuildContext, peft_model: Any, modules: tuple[str, ...], out: Path) -> None:
+def _merge(ctx: LoRAJob, peft_model: Any, modules: tuple[str, ...], out: Path) -> None:
     """Dequantized base + LoRA delta, into a fresh copy of the 16-bit base, saved with the tokenizer."""
     from zoo.lora.quantized import dequantized
 
@@ -95,7 +117,7 @@ def _check_rank(model: Any, rank: int) -> None:
             )
 
 
-def run(ctx: BuildContext, p: Any, calibrate: tuple[float, float] | None, elastic: bool) -> dict[str, Any]:
+def run(ctx: LoRAJob, p: LoRAParams, calibrate: tuple[float, float] | None, elastic: bool) -> dict[str, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -131,8 +153,9 @@ def run(ctx: BuildContext, p: Any, calibrate: tuple[float, float] | None, elasti
     if ctx.device == "cuda":
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     torch.manual_seed(p.seed)
+    alpha: Any = p.alpha  # peft annotates lora_alpha as int; it is only divided by r, so a float is fine
     config = LoraConfig(
-        r=p.rank, lora_alpha=p.alpha, lora_dropout=p.dropout, target_modules=list(p.target_modules), bias="none",
+        r=p.rank, lora_alpha=alpha, lora_dropout=p.dropout, target_modules=list(p.target_modules), bias="none",
         task_type="CAUSAL_LM",
     )  # fmt: skip
     peft_model = get_peft_model(model, config)

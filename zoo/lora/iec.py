@@ -34,7 +34,8 @@ def _modules() -> tuple[type, type]:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             r = self.lora.out_features
-            return self.lora(self.dropout(x)) + self.beta * x.reshape(*x.shape[:-1], r, -1).mean(-1)
+            out: torch.Tensor = self.lora(self.dropout(x)) + self.beta * x.reshape(*x.shape[:-1], r, -1).mean(-1)
+            return out
 
         def folded(self) -> torch.Tensor:
             r, n = self.lora.out_features, self.lora.in_features
@@ -52,7 +53,8 @@ def _modules() -> tuple[type, type]:
             return self.lora.weight
 
         def forward(self, u: torch.Tensor) -> torch.Tensor:
-            return self.lora(u) + self.beta * u.repeat_interleave(self.lora.out_features // u.shape[-1], dim=-1)
+            out: torch.Tensor = self.lora(u) + self.beta * u.repeat_interleave(self.lora.out_features // u.shape[-1], dim=-1)
+            return out
 
         def folded(self) -> torch.Tensor:
             out, r = self.lora.out_features, self.lora.in_features

@@ -163,8 +163,13 @@ def expected_mse(blocksize: int = 64, points: int = 20001) -> float:
     import torch
 
     code = codebook().double()
-    phi = lambda t: torch.exp(-t * t / 2) / math.sqrt(2 * math.pi)  # noqa: E731
-    big_phi = lambda t: 0.5 * (1 + torch.erf(t / math.sqrt(2)))  # noqa: E731
+
+    def phi(t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-t * t / 2) / math.sqrt(2 * math.pi)
+
+    def big_phi(t: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (1 + torch.erf(t / math.sqrt(2)))
+
     m = torch.linspace(1e-3, 7.0, 1400, dtype=torch.float64)
     density = blocksize * 2 * phi(m) * (2 * big_phi(m) - 1) ** (blocksize - 1)
     u = torch.linspace(-1, 1, points, dtype=torch.float64)  # w = m * u

@@ -51,9 +51,9 @@ def linears(model: Any) -> list[tuple[str, Any]]:
     """The decoder layers' Linears, by their name in ``model``."""
     import torch
 
-    from zoo.methods.native import language_model
+    from zoo.families import FAMILIES
 
-    layers = language_model(model).layers
+    layers = FAMILIES.get("llama3").decoder_layers(model)  # LoRA methods are text-only (their specs say so)
     prefix = next(n for n, m in model.named_modules() if m is layers)
     return [
         (f"{prefix}.{n}", m) for n, m in layers.named_modules() if isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear
@@ -81,11 +81,11 @@ def _bnb_linear(w: Any, bias: Any, blocksize: int, double_quant: bool, dtype: An
     import bitsandbytes as bnb
     import torch
 
-    lin = bnb.nn.Linear4bit(
+    lin = bnb.nn.Linear4bit(  # type: ignore[attr-defined,no-untyped-call]
         w.shape[1], w.shape[0], bias=bias is not None, compute_dtype=dtype, compress_statistics=double_quant,
         quant_type="nf4", device="meta",
     )  # fmt: skip
-    lin.weight = bnb.nn.Params4bit(
+    lin.weight = bnb.nn.Params4bit(  # type: ignore[attr-defined]
         w.to(dtype), requires_grad=False, compress_statistics=double_quant, quant_type="nf4", blocksize=blocksize
     )
     if bias is not None:

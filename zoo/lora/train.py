@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo.lora.params import LoRAParams
+
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint-{:07d}.pt"
 
@@ -117,7 +119,7 @@ def _resume(folder: Path, model: Any, optimizer: Any, key: str) -> tuple[int, li
 def train(
     model: Any,
     examples: list[tuple[list[int], list[int]]],
-    params: Any,  # zoo.methods.qlora.LoRAParams
+    params: LoRAParams,
     pad_id: int,
     device: str,
     folder: Path,

@@ -7,7 +7,7 @@ recipes under ``recipes/``. Tests parametrized over this table pick it up.
 
 from __future__ import annotations
 
-from zoo.methods.base import MethodParams, MethodSpec
+from zoo.methods.base import MethodParams, MethodSpec  # MethodParams: zoo.recipe.params, re-exported
 from zoo.registry import Registry
 
 METHODS: Registry[MethodSpec] = Registry(

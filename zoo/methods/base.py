@@ -12,18 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from zoo.recipe.params import MethodParams
 
-if TYPE_CHECKING:  # types only: the recipe schema imports this module for ``MethodParams``
+__all__ = ["BuildContext", "MethodParams", "MethodSpec"]
+
+if TYPE_CHECKING:  # types only (the build hands these over; methods never load them)
     from zoo.data.calibration import Calibration
     from zoo.families.base import FamilySpec
     from zoo.recipe.schema import Recipe
-
-
-class MethodParams(BaseModel):
-    """Base of each method's own parameters; unknown keys are errors, as in the recipe itself."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def _import() -> Any:
     return gptqmodel
 
 
-def quantize(ctx: BuildContext, config: Any) -> dict[str, Any]:
+def quantize(ctx: BuildContext[Any], config: Any) -> dict[str, Any]:
     import torch
 
     gptqmodel = _import()
@@ -37,8 +37,7 @@ def quantize(ctx: BuildContext, config: Any) -> dict[str, Any]:
     # gptqmodel loads (and offloads) the base itself
     model = gptqmodel.GPTQModel.load(str(ctx.base_path), config, device=ctx.device, dtype=torch.bfloat16)
     calib = [
-        {"input_ids": torch.tensor([w]), "attention_mask": torch.ones(1, len(w), dtype=torch.long)}
-        for w in ctx.data.windows
+        {"input_ids": torch.tensor([w]), "attention_mask": torch.ones(1, len(w), dtype=torch.long)} for w in ctx.data.windows
     ]
     # gptqmodel writes per-layer logs into ./logs of the working directory: keep them out of the
     # user's folder (and out of checkouts, where they were once committed) by working in a scratch dir.

@@ -72,10 +72,10 @@ def _cpu_safe() -> Iterator[None]:
         IntermediatesCache.pin_memory = original  # type: ignore[method-assign]
 
 
-def run(ctx: BuildContext, modifiers: list[Any], data_free: bool = False) -> dict[str, Any]:
+def run(ctx: BuildContext[Any], modifiers: list[Any], data_free: bool = False) -> dict[str, Any]:
     """Apply ``modifiers`` with llm-compressor ``oneshot`` and save a compressed-tensors checkpoint."""
     import llmcompressor
-    from llmcompressor import oneshot
+    from llmcompressor import oneshot  # type: ignore[attr-defined]
 
     kwargs: dict[str, Any] = {"pipeline": "datafree"} if data_free else {}
     if not data_free:
@@ -106,7 +106,7 @@ def run(ctx: BuildContext, modifiers: list[Any], data_free: bool = False) -> dic
     return {"backend": "llmcompressor", "backend_version": llmcompressor.__version__}
 
 
-def save(ctx: BuildContext, model: Any) -> None:
+def save(ctx: BuildContext[Any], model: Any) -> None:
     import warnings
 
     with warnings.catch_warnings():

@@ -38,12 +38,6 @@ class Quantized:
 WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
 
 
-def language_model(model: Any) -> Any:
-    """The decoder stack: the model itself, or a multimodal model's language model."""
-    inner = model.model
-    return inner.language_model if hasattr(inner, "language_model") else inner
-
-
 def _capture(model: Any, layers: Any, windows: list[list[int]], device: str) -> tuple[list[Any], dict[str, Any]]:
     """Inputs (hidden states and keyword arguments) that reach the first decoder layer."""
     import torch
@@ -96,7 +90,7 @@ def _hidden(out: Any) -> Any:
     return out[0] if isinstance(out, tuple) else out
 
 
-def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[str, Any]:
+def run(ctx: BuildContext[Any], quantize: WeightFn, scheme: dict[str, Any]) -> dict[str, Any]:
     """Quantize every decoder Linear of ``ctx``'s model with ``quantize`` and save the checkpoint."""
     import torch
 
@@ -105,7 +99,7 @@ def run(ctx: BuildContext, quantize: WeightFn, scheme: dict[str, Any]) -> dict[s
     model = ctx.load_model()
     model.config.use_cache = False
     dev = ctx.device
-    inner = language_model(model)
+    inner = ctx.family.language_model(model)
     layers = inner.layers
     # everything before the first layer (embeddings, rotary) computes on the device
     for m in (inner.embed_tokens, inner.rotary_emb):

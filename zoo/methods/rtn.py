@@ -22,7 +22,7 @@ SPEC = MethodSpec(
 )
 
 
-def quantize(ctx: BuildContext) -> dict[str, Any]:
+def quantize(ctx: BuildContext[RTNParams]) -> dict[str, Any]:
     from llmcompressor.modifiers.quantization import QuantizationModifier
 
     from zoo.methods import llmc

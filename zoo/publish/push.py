@@ -14,66 +14,19 @@ login) and is never logged or written; a dry run needs none.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from zoo.errors import HubError, NotReadyError, TokenError, UsageError, VerifyError
+from zoo.errors import HubError, NotReadyError, UsageError, VerifyError
 from zoo.publish import hub
+from zoo.publish.commit import KEEP_REMOTE, RETRY, PushResult, git_blob_oid, token
 from zoo.publish.manifest import MANIFEST, Entry, dump, tag_for
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, CardRecord, EvalRecord
 from zoo.workdir import Layout, sha256_file
 
 log = logging.getLogger(__name__)
-KEEP_REMOTE = {".gitattributes"}
-RETRY = "re-run `zoo push` (it uploads only what is missing)"
-
-
-@dataclass(frozen=True)
-class PushResult:
-    name: str
-    repo_id: str
-    revision: str
-    status: str  # "pushed", "unchanged" or "dry-run"
-    commit: str | None
-    tag: str | None
-    changed: tuple[str, ...] = field(default=())
-    deleted: tuple[str, ...] = field(default=())
-    unchanged: int = 0
-    note: str = ""  # how a dry run compared (anonymously, or against nothing)
-
-
-def token() -> str:
-    """The Hub token from the usual places, checked with the Hub; never printed."""
-    from huggingface_hub import HfApi, get_token
-
-    tok = get_token()
-    if not tok:
-        raise TokenError("no Hugging Face token found; fix: set HF_TOKEN or run `hf auth login` with a write token")
-    hub.prepare()
-    try:
-        hub.call(HfApi().whoami, token=tok)
-    except (OSError, RuntimeError) as e:
-        if not hub.network_failure(e):
-            raise
-        raise hub.translate(e, "?/?", "checking the token", "check the network or HF_ENDPOINT", writing=True) from None
-    return tok
-
-
-def git_blob_oid(path: Path | None = None, data: bytes | None = None) -> str:
-    """The git blob id the Hub reports for a non-LFS file."""
-    if data is not None:
-        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-    assert path is not None
-    h = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_card(layout: Layout) -> None:
@@ -117,14 +70,6 @@ def release_entries(layout: Layout, build: BuildRecord, files: dict[str, Path]) 
         sha = known.get(rel) if inside_model else None
         out.append(Entry(rel, p.stat().st_size, sha or sha256_file(p)))
     return out
-
-
-def _same(local: Path | bytes, sha: str, remote: Any) -> bool:
-    size = len(local) if isinstance(local, bytes) else local.stat().st_size
-    if remote.lfs is not None:
-        return bool(remote.lfs.size == size and remote.lfs.sha256 == sha)
-    oid = git_blob_oid(data=local) if isinstance(local, bytes) else git_blob_oid(local)
-    return bool(remote.size == size and remote.blob_id == oid)
 
 
 def push(

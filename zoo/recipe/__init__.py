@@ -5,7 +5,8 @@ Adding a recipe field: add it to the model in ``schema.py``; if it needs a regis
 check to ``check.py`` so ``zoo validate`` reports it alongside every other problem.
 """
 
-from zoo.recipe.load import Problem, load_recipe, resolve_file
+from zoo.recipe.load import load_recipe, resolve_file
+from zoo.recipe.problem import Problem
 from zoo.recipe.schema import Recipe
 
 __all__ = ["Problem", "Recipe", "load_recipe", "resolve_file"]

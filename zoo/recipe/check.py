@@ -14,11 +14,11 @@ from pydantic import BaseModel, ValidationError
 
 from zoo.data import DATASETS
 from zoo.errors import did_you_mean
-from zoo.evaluation import TASKS
 from zoo.families import FAMILIES
 from zoo.methods import METHODS
-from zoo.recipe.load import Problem
+from zoo.recipe.problem import Problem
 from zoo.recipe.schema import Recipe
+from zoo.tasks import TASKS
 from zoo.tiny.bases import BUILTIN_BASES
 from zoo.tiny.bases import HERE as TINY_DIR
 
@@ -145,13 +145,6 @@ def _check_names(file: str, path: Path, raw: dict[str, Any], out: list[Problem])
             out.append(Problem(file, "calibration.path", "dataset 'file' needs a path", "add calibration.path: data.txt"))
         elif not (path.parent / p).exists():
             out.append(Problem(file, "calibration.path", f"{p!r} does not exist", "give a path relative to the recipe"))
-    template = _section(raw, "card").get("template")
-    if isinstance(template, str):
-        from zoo.card.render import cards_dir
-
-        known = sorted(p.name.removesuffix(".md.j2") for p in cards_dir().glob("*.md.j2"))
-        if template not in known:
-            out.append(_unknown(file, "card.template", "card template", template, known))
     multimodal = isinstance(family, str) and family in FAMILIES and FAMILIES.get(family).multimodal
     if cal.get("images") is not None and not multimodal:
         out.append(
@@ -229,11 +222,24 @@ def check_own(path: Path, raw: dict[str, Any]) -> list[Problem]:
     return out
 
 
+def _typed_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """``params`` parsed by its method's model, when the method is known and the section parses (else
+    left as it is: ``_check_method`` reports each problem of it)."""
+    method, params = raw.get("method"), raw.get("params")
+    if not isinstance(method, str) or method not in METHODS or not isinstance(params, (dict, type(None))):
+        return raw
+    try:
+        return {**raw, "params": METHODS.get(method).params(**(params or {}))}
+    except (ValidationError, TypeError):
+        return raw
+
+
 def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]]:
     """Validate a merged recipe; returns the resolved ``Recipe`` (defaults filled) or the problems."""
     file = str(path)
     out: list[Problem] = []
     recipe: Recipe | None = None
+    raw = _typed_params(raw)
     try:
         recipe = Recipe(**raw)
     except ValidationError as e:

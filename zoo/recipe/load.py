@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from zoo.errors import RecipeError, did_you_mean
+from zoo.recipe.problem import Problem
 from zoo.recipe.schema import Recipe
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one recipe file: where, what, and how to fix it."""
-
-    file: str
-    field: str
-    message: str
-    fix: str | None = None
-
-    def __str__(self) -> str:
-        file = os.path.relpath(self.file) if os.path.isabs(self.file) else self.file
-        file = self.file if file.startswith("..") else file
-        where = f"{file}: {self.field}" if self.field else file
-        return f"{where}: {self.message}" + (f" (fix: {self.fix})" if self.fix else "")
-
 
 # libyaml's loader when PyYAML has it (3x faster); the same safe subset of YAML either way.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

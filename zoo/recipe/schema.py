@@ -10,18 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
-from zoo.methods.base import MethodParams
+from zoo.recipe.params import MethodParams
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Recipe names become folder names, Hub repo names and CI matrix values: data, never paths or code.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,95}$")
 NAME_RULE = "lower-case letters, digits, '.', '-' and '_', starting with a letter or digit"
-
-
-PARAMS_NEED_METHOD = "params are checked against a known method"
 
 
 def valid_name(name: str) -> bool:
@@ -161,8 +158,9 @@ class Recipe(Strict):
     family: str
     base: BaseSpec
     method: str
-    # The method's own params model, parsed once here; a method reads it typed from its build context.
-    params: SerializeAsAny[MethodParams] = Field(default_factory=dict, validate_default=True)
+    # The method's own params model (``check.py`` parses the section with it, once); a method reads it
+    # typed from its build context.
+    params: SerializeAsAny[MethodParams] = Field(default_factory=MethodParams)
     weights: WeightSpec
     activations: ActivationSpec | None = None
     format: str | None = None
@@ -178,22 +176,6 @@ class Recipe(Strict):
         if not valid_name(v):
             raise ValueError(f"a recipe name is {NAME_RULE}")
         return v
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _params(cls, v: Any, info: ValidationInfo) -> Any:
-        if isinstance(v, MethodParams):
-            return v
-        if v is None:
-            v = {}
-        if not isinstance(v, dict):
-            raise ValueError("must be a mapping of the method's parameters")
-        from zoo.methods import METHODS
-
-        method = info.data.get("method")
-        if not isinstance(method, str) or method not in METHODS:
-            raise ValueError(PARAMS_NEED_METHOD)
-        return METHODS.get(method).params(**v)
 
     @property
     def repo_id(self) -> str:
