@@ -1,0 +1,122 @@
+"""How long `zoo rehearse` takes: per recipe and for a whole selection, in one process.
+
+Run: python bench/rehearse.py [--all] [--limit 2]. Not a test: it prints a table and totals.
+
+No Hub is reachable here, so the real bases are served by the project's Hub-protocol test server
+(tests/hub_server.py) from their published configs with no weights (LLaMA-3-8B, LLaMA-3-70B,
+LLaVA-Next-8B; the built-in LLaMA-3-style tokenizer), and each recipe's calibration and evaluation
+data are switched to the offline pydoc text and task files (a wrapper recipe extends the real one;
+LoRA recipes train on the built-in instruction rows instead of Alpaca).
+Everything else is what `zoo rehearse` does on a machine that reaches the Hub: fetch the small files
+at the pinned revision, shrink, build with the recipe's method, evaluate, card, dry-run push. By
+default one recipe per method and family; --all rehearses every non-tiny recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LLAMA3_8B = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+    "max_position_embeddings": 8192, "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "bos_token_id": 128000,
+    "eos_token_id": 128001, "torch_dtype": "bfloat16", "tie_word_embeddings": False,
+}  # fmt: skip
+LLAMA3_70B = {**LLAMA3_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64}
+CLIP_L336 = {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+             "num_attention_heads": 16, "image_size": 336, "patch_size": 14, "projection_dim": 768}  # fmt: skip
+
+
+def serve_bases(server, recipes: Path) -> dict[str, str]:  # noqa: ANN001 (a tests.hub_server.HubServer)
+    """Stand-ins at the real repo ids; returns repo id -> the commit made for it."""
+    from zoo.tiny.bases import builtin_path
+
+    tiny = builtin_path("tiny-llama3")
+    small = {p.name: p.read_bytes() for p in tiny.iterdir() if p.name != "model.safetensors"}
+    llava_dir = builtin_path("tiny-llava-next")
+    llava = json.loads((llava_dir / "config.json").read_text())
+    llava.update(text_config={**LLAMA3_8B, "vocab_size": llava["text_config"]["vocab_size"]}, vision_config=CLIP_L336)
+    llava_files = {p.name: p.read_bytes() for p in llava_dir.iterdir() if not p.name.endswith(".safetensors")}
+    repos = {
+        "meta-llama/Meta-Llama-3-8B": {**small, "config.json": json.dumps(LLAMA3_8B).encode()},
+        "meta-llama/Meta-Llama-3-70B": {**small, "config.json": json.dumps(LLAMA3_70B).encode()},
+        "llava-hf/llama3-llava-next-8b-hf": {**llava_files, "config.json": json.dumps(llava).encode()},
+    }
+    return {repo: server.state.craft(repo, files) for repo, files in repos.items()}
+
+
+def offline_catalog(recipes: Path, out: Path, commits: dict[str, str]) -> None:
+    """``out`` holds every recipe as a wrapper extending the real one: served revision, offline data."""
+    shutil.copytree(recipes / "_base", out / "_base")
+    shutil.copytree(recipes, out / "_real", ignore=shutil.ignore_patterns("_base"))
+    for p in (out / "_real").glob("*.yaml"):
+        p.write_text(p.read_text().replace("extends: _base/", "extends: ../_base/"))
+    from zoo.recipe import load_recipe
+
+    for p in sorted((out / "_real").glob("*.yaml")):
+        r = load_recipe(p)
+        if r.base.repo_id is None:
+            continue
+        tasks = "[]" if r.family == "llava-next" else "[arc_easy]"
+        lora = "params: {dataset: builtin}\n" if "dataset" in type(r.params).model_fields else ""  # not alpaca
+        (out / p.name).write_text(
+            f"extends: _real/{p.stem}\nbase: {{revision: {commits[r.base.repo_id]}}}\ncalibration: {{dataset: pydoc}}\n"
+            f"eval: {{perplexity: [pydoc], tasks: {tasks}, task_data: builtin}}\n{lora}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="every non-tiny recipe, not one per method and family")
+    parser.add_argument("--limit", type=int, default=2)
+    args = parser.parse_args()
+    from tests.hub_server import HubServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="zoo-rehearse-bench-"))
+    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
+    os.environ.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp / "hf"), HF_HUB_OFFLINE="0")
+    os.environ.pop("HF_TOKEN", None)
+    try:
+        commits = serve_bases(server, ROOT / "recipes")
+        catalog = tmp / "recipes"
+        offline_catalog(ROOT / "recipes", catalog, commits)
+        from zoo.catalog import recipe_paths
+        from zoo.recipe import load_recipe
+        from zoo.rehearse import STAGES, rehearse
+
+        every = [load_recipe(p) for p in recipe_paths(catalog)]
+        chosen, seen = [], set()
+        for r in every:
+            key = (r.method, r.family)
+            if args.all or key not in seen:
+                seen.add(key)
+                chosen.append(r)
+        start = time.time()
+        results = rehearse(chosen, every, tmp / "work", catalog, args.limit)
+        total = time.time() - start
+    finally:
+        server.stop()
+    print(f"| recipe | {' | '.join(STAGES)} | seconds |")
+    print(f"|---|{'---|' * len(STAGES)}---|")
+    for r in results:
+        cells = " | ".join(r.stages.get(s, "") for s in STAGES)
+        print(f"| {r.name} | {cells} | {r.seconds:.1f} |" + (f" {r.error}" if r.error else ""))
+    times = sorted(r.seconds for r in results)
+    print(f"\n{len(results)} recipes in {total:.0f} s ({sum(not r.ok for r in results)} failed); per recipe "
+          f"min {times[0]:.1f} s, median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s")  # fmt: skip
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
