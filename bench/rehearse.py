@@ -4,9 +4,10 @@ Run: python bench/rehearse.py [--all] [--limit 2]. Not a test: it prints a table
 
 No Hub is reachable here, so the real bases are served by the project's Hub-protocol test server
 (tests/hub_server.py) from their published configs with no weights (LLaMA-3-8B, LLaMA-3-70B,
-LLaVA-Next-8B; the built-in LLaMA-3-style tokenizer), and each recipe's calibration and evaluation
-data are switched to the offline pydoc text and task files (a wrapper recipe extends the real one;
-LoRA recipes train on the built-in instruction rows instead of Alpaca).
+LLaVA-Next-8B; the built-in LLaMA-3-style tokenizer) and WikiText2 / C4 / PTB in their Hub layouts
+(tests/hub_data.py, a few hundred rows), so calibration and perplexity go through the real loaders;
+lm-eval's task datasets are not served, so tasks use zoo's offline task files, and LoRA recipes train
+on the built-in instruction rows instead of Alpaca (a wrapper recipe extends the real one).
 Everything else is what `zoo rehearse` does on a machine that reaches the Hub: fetch the small files
 at the pinned revision, shrink, build with the recipe's method, evaluate, card, dry-run push. By
 default one recipe per method and family; --all rehearses every non-tiny recipe.
@@ -71,8 +72,8 @@ def offline_catalog(recipes: Path, out: Path, commits: dict[str, str]) -> None:
         tasks = "[]" if r.family == "llava-next" else "[arc_easy]"
         lora = "params: {dataset: builtin}\n" if "dataset" in type(r.params).model_fields else ""  # not alpaca
         (out / p.name).write_text(
-            f"extends: _real/{p.stem}\nbase: {{revision: {commits[r.base.repo_id]}}}\ncalibration: {{dataset: pydoc}}\n"
-            f"eval: {{perplexity: [pydoc], tasks: {tasks}, task_data: builtin}}\n{lora}"
+            f"extends: _real/{p.stem}\nbase: {{revision: {commits[r.base.repo_id]}}}\n"
+            f"eval: {{tasks: {tasks}, task_data: builtin}}\n{lora}"
         )
 
 
@@ -81,14 +82,17 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="every non-tiny recipe, not one per method and family")
     parser.add_argument("--limit", type=int, default=2)
     args = parser.parse_args()
+    from tests.hub_data import add_datasets
     from tests.hub_server import HubServer
 
     tmp = Path(tempfile.mkdtemp(prefix="zoo-rehearse-bench-"))
     server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    os.environ.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp / "hf"), HF_HUB_OFFLINE="0")
+    os.environ.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp / "hf"), HF_HUB_OFFLINE="0",
+                      HF_DATASETS_OFFLINE="0")  # fmt: skip
     os.environ.pop("HF_TOKEN", None)
     try:
         commits = serve_bases(server, ROOT / "recipes")
+        add_datasets(server)
         catalog = tmp / "recipes"
         offline_catalog(ROOT / "recipes", catalog, commits)
         from zoo.catalog import recipe_paths

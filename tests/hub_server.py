@@ -70,11 +70,14 @@ class HubState:
         self.stall: list[str] = []  # regexes on "METHOD /path" that never get an answer
         self.released = threading.Event()
 
-    def craft(self, repo_id: str, files: dict[str, bytes], tag: str | None = None, private: bool = False) -> str:
-        """Commit ``files`` as they are (no path checks) on main, creating the repo; optionally tag it."""
+    def craft(
+        self, repo_id: str, files: dict[str, bytes], tag: str | None = None, private: bool = False, branch: str = "main"
+    ) -> str:
+        """Commit ``files`` as they are (no path checks) on ``branch``, creating the repo; optionally tag it.
+        Dataset repos are named ``datasets/<owner>/<name>``."""
         repo = self.repos.setdefault(repo_id, Repo(private=private))
         lfs = {p: Entry(d, lfs=p.endswith(LFS_SUFFIXES) or len(d) > 1_000_000) for p, d in files.items()}
-        cid = self.commit(repo, "main", lfs, f"crafted {len(files)} files")
+        cid = self.commit(repo, branch, lfs, f"crafted {len(files)} files")
         if tag:
             repo.refs[tag] = cid
         return cid
@@ -173,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         url = urlparse(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
+        raw = url.path  # routes match before unquoting: a revision such as refs/convert/parquet arrives as one %2F segment
         line = f"{self.command} {path}"
         with self.state.lock:
             self.state.requests.append(line)
@@ -192,6 +196,12 @@ class Handler(BaseHTTPRequestHandler):
             self._body()
             return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
         routes = [
+            ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)", self.dataset(self.info)),
+            ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)", self.dataset(self.info)),
+            ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/refs", self.dataset(self.refs)),
+            ("GET", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?P<sub>/.*)?", self.dataset(self.tree)),
+            ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/paths-info/(?P<rev>[^/]+)", self.dataset(self.paths_info)),
+            ("GET|HEAD", r"/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)", self.dataset(self.resolve)),
             ("GET", r"/api/whoami-v2", self.whoami),
             ("POST", r"/api/repos/create", self.create_repo),
             ("POST", r"/api/validate-yaml", self.validate_yaml),
@@ -210,11 +220,41 @@ class Handler(BaseHTTPRequestHandler):
             ("GET|HEAD", r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)", self.resolve),
         ]
         for method, pattern, fn in routes:
-            m = re.fullmatch(pattern, path)
+            m = re.fullmatch(pattern, raw)
             if m and self.command in method.split("|"):
                 with self.state.lock:
-                    return fn(query=query, **m.groupdict())
+                    return fn(query=query, **{k: v if v is None else unquote(v) for k, v in m.groupdict().items()})
         self._error(404, "NotFound", f"no route for {self.command} {path}")
+
+    def dataset(self, fn: Any) -> Any:
+        """A model handler serving the dataset repo of the same name (stored as ``datasets/<id>``)."""
+
+        def handler(repo: str, **kw: Any) -> None:
+            return fn(repo=f"datasets/{repo}", **kw)
+
+        return handler
+
+    def paths_info(self, query: Any, repo: str, rev: str) -> None:
+        form = parse_qs(self._body().decode())
+        found = self._read(repo, rev)
+        if found is None:
+            return
+        files = found[2]
+        out = []
+        for want in form.get("paths", []):
+            want = want.strip("/")
+            if want in files:
+                out.append(self._item(want, files[want]))
+            elif any(p.startswith(want + "/") for p in files):
+                out.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": want})
+        self._send(200, out)
+
+    @staticmethod
+    def _item(path: str, e: Entry) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": "file", "oid": e.oid, "size": len(e.data), "path": path}
+        if e.lfs:
+            item["lfs"] = {"oid": e.sha256, "size": len(e.data), "pointerSize": len(e.pointer())}
+        return item
 
     def whoami(self, query: Any) -> None:
         if not self._authorized():
@@ -402,14 +442,20 @@ class Handler(BaseHTTPRequestHandler):
         if found is None:
             return
         prefix = (sub or "").strip("/")
-        out = []
+        recursive = query.get("recursive", ["false"])[0].lower() == "true" or not repo.startswith("datasets/")
+        out, folders = [], set()
         for p, e in sorted(found[2].items()):
             if prefix and not p.startswith(prefix + "/"):
                 continue
-            item: dict[str, Any] = {"type": "file", "oid": e.oid, "size": len(e.data), "path": p}
-            if e.lfs:
-                item["lfs"] = {"oid": e.sha256, "size": len(e.data), "pointerSize": len(e.pointer())}
-            out.append(item)
+            rest = p[len(prefix) + 1 :] if prefix else p
+            parts = rest.split("/")
+            for i in range(1, len(parts)):  # the folders on the way (datasets' file system lists them)
+                folder = "/".join(filter(None, [prefix, *parts[:i]]))
+                if repo.startswith("datasets/") and folder not in folders and (recursive or i == 1):
+                    folders.add(folder)
+                    out.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": folder})
+            if recursive or len(parts) == 1:
+                out.append(self._item(p, e))
         self._send(200, out)
 
     def resolve(self, query: Any, repo: str, rev: str, file: str) -> None:

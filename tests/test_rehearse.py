@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RECIPES, ROOT
+from tests.hub_data import add_datasets
 from tests.hub_server import HubServer
 from zoo.rehearse.shrink import shrink_config
 
@@ -109,9 +110,10 @@ def test_rehearse_a_tiny_recipe_through_every_stage(tmp_path: Path) -> None:
 
 
 def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: Path) -> None:
-    """A Hub-protocol server holds meta-llama/Meta-Llama-3-8B's real config (no weights) and a LLaMA-3-style
-    tokenizer; the 8B GPTQ recipe (its data switched to the offline pydoc text and task files, since no
-    dataset repo is served here) goes through every stage on the shrunk base."""
+    """A Hub-protocol server holds meta-llama/Meta-Llama-3-8B's real config (no weights), a LLaMA-3-style
+    tokenizer, and WikiText2 / C4 / PTB in their Hub layouts: the 8B GPTQ recipe calibrates on WikiText2 and
+    measures the three perplexities through the real loaders (its lm-eval tasks use zoo's offline files,
+    since lm-eval's datasets are not served here), cards and dry-run pushes, all on the shrunk base."""
     import json
     import shutil
 
@@ -125,15 +127,16 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
         files["config.json"] = json.dumps(LLAMA3_8B).encode()
         files["model.safetensors.index.json"] = b'{"weight_map": {}}'  # present in the real repo; never fetched whole
         commit = server.state.craft("meta-llama/Meta-Llama-3-8B", files)
+        add_datasets(server)
         catalog = tmp_path / "recipes"
         shutil.copytree(RECIPES / "_base", catalog / "_base")
         text = (RECIPES / "llama3-8b-gptq-4bit.yaml").read_text()
         write(catalog, "llama3-8b-gptq-4bit", text + (
-            f"base: {{revision: {commit}}}\ncalibration: {{dataset: pydoc}}\n"
-            "eval: {perplexity: [pydoc], tasks: [arc_easy], task_data: builtin}\n"
+            f"base: {{revision: {commit}}}\neval: {{tasks: [arc_easy], task_data: builtin}}\n"
         ))  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0")
+        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
+                   HF_DATASETS_OFFLINE="0")  # fmt: skip
         res = subprocess.run(
             [sys.executable, "-m", "zoo", "rehearse", "llama3-8b-gptq-4bit", "--json", "--recipes", str(catalog)],
             cwd=ROOT, env={**env, "ZOO_WORKDIR": str(tmp_path / "work")}, capture_output=True, text=True, timeout=900,
@@ -149,3 +152,7 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
     assert not (base / "model.safetensors.index.json").exists()
     build = json.loads((tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "build.json").read_text())
     assert build["method"]["name"] == "gptq" and build["recipe"]["base"]["path"] == str(base.absolute())
+    assert build["calibration"]["source"] == "Salesforce/wikitext" and build["calibration"]["split"] == "train"
+    ev = json.loads((tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "eval.json").read_text())
+    assert {"ppl/wikitext2", "ppl/c4", "ppl/ptb"} <= set(ev["metrics"])
+    assert ev["details"]["perplexity"]["ptb"]["windows"] >= 1

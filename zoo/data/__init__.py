@@ -25,6 +25,7 @@ class DatasetSpec:
     config: str | None = None
     revision: str | None = None  # a branch or ref when the data is not on main
     data_files: dict[str, str] = field(default_factory=dict)  # split -> file in the repo, when read by file
+    data_dir: str | None = None  # read the files under this folder instead of a builder config
     column: str = "text"
     joiner: str = "\n\n"  # how rows are joined into one text, as GPTQ's datautils joins them
     calibration_split: str = "train"
@@ -60,10 +61,12 @@ DATASETS: dict[str, DatasetSpec] = {
             "PTB",
             "Penn Treebank text (Mikolov's LM split), from the Hub's Parquet export of ptb_text_only",
             # The repo's main branch holds only a loading script, which datasets >= 4 refuses; the Hub's
-            # own Parquet conversion (refs/convert/parquet) has the same rows in the `sentence` column.
+            # own Parquet conversion (refs/convert/parquet) has the same rows in the `sentence` column,
+            # as <config>/<split>/0000.parquet, read as the Hub documents it: data_dir=<config>.
             hub_id="ptb-text-only/ptb_text_only",
             config="penn_treebank",
             revision="refs/convert/parquet",
+            data_dir="penn_treebank",
             column="sentence",
             joiner=" ",
         ),

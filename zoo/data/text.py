@@ -29,10 +29,10 @@ def _hub(spec: DatasetSpec, split: str) -> Text:
     from datasets import load_dataset
 
     files = {split: spec.data_files[split]} if split in spec.data_files else None
-    config = None if files else spec.config  # a dataset read by file has no builder config
+    config = None if files or spec.data_dir else spec.config  # read by file or folder: no builder config
     where = f"{spec.hub_id}" + (f"@{spec.revision}" if spec.revision else "")
     try:
-        ds = load_dataset(spec.hub_id, config, data_files=files, split=split, revision=spec.revision)
+        ds = load_dataset(spec.hub_id, config, data_files=files, data_dir=spec.data_dir, split=split, revision=spec.revision)
     except Exception as e:  # datasets raises many types for offline / missing / gated
         raise ZooError(
             f"cannot load dataset {spec.name!r} ({where}, split {split!r}): {type(e).__name__}: "
@@ -43,7 +43,7 @@ def _hub(spec: DatasetSpec, split: str) -> Text:
     if spec.name == "c4" and split == "validation":
         rows = rows[:C4_VALIDATION_DOCS]
     text = spec.joiner.join(rows)
-    identity = {"source": spec.hub_id, "config": spec.config, "revision": spec.revision, "files": files}
+    identity = {"source": spec.hub_id, "config": spec.config, "revision": spec.revision, "files": files, "data_dir": spec.data_dir}
     return Text(text, {**identity, "fingerprint": getattr(ds, "_fingerprint", None)})
 
 
