@@ -5,9 +5,10 @@ Run: python bench/rehearse.py [--all] [--limit 2]. Not a test: it prints a table
 No Hub is reachable here, so the real bases are served by the project's Hub-protocol test server
 (tests/hub_server.py) from their published configs with no weights (LLaMA-3-8B, LLaMA-3-70B,
 LLaVA-Next-8B; the built-in LLaMA-3-style tokenizer) and WikiText2 / C4 / PTB in their Hub layouts
-(tests/hub_data.py, a few hundred rows), so calibration and perplexity go through the real loaders;
-lm-eval's task datasets are not served, so tasks use zoo's offline task files, and LoRA recipes train
-on the built-in instruction rows instead of Alpaca (a wrapper recipe extends the real one).
+and lm-eval's zero-shot task datasets at their real ids (tests/hub_data.py, a few rows each), so
+calibration, perplexity and lm-eval go through the real loaders. A wrapper recipe extends the real one
+and changes only what is not served: MMLU is left out (its 57 subjects alone take a minute), LLaVA-Next
+runs no lmms-eval task, and LoRA recipes train on the built-in instruction rows instead of Alpaca.
 Everything else is what `zoo rehearse` does on a machine that reaches the Hub: fetch the small files
 at the pinned revision, shrink, build with the recipe's method, evaluate, card, dry-run push. By
 default one recipe per method and family; --all rehearses every non-tiny recipe.
@@ -69,11 +70,11 @@ def offline_catalog(recipes: Path, out: Path, commits: dict[str, str]) -> None:
         r = load_recipe(p)
         if r.base.repo_id is None:
             continue
-        tasks = "[]" if r.family == "llava-next" else "[arc_easy]"
+        tasks = "[]" if r.family == "llava-next" else "[arc_easy, arc_challenge, piqa, hellaswag, winogrande]"
         lora = "params: {dataset: builtin}\n" if "dataset" in type(r.params).model_fields else ""  # not alpaca
         (out / p.name).write_text(
             f"extends: _real/{p.stem}\nbase: {{revision: {commits[r.base.repo_id]}}}\n"
-            f"eval: {{tasks: {tasks}, task_data: builtin}}\n{lora}"
+            f"eval: {{tasks: {tasks}}}\n{lora}"
         )
 
 

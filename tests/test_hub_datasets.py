@@ -80,3 +80,34 @@ def test_no_repo_files_or_cwd_writes(hub: HubServer, tmp_path: Path) -> None:
     before = sorted(p.name for p in ROOT.iterdir())
     assert run(hub, tmp_path, LOAD, "wikitext2", "test").returncode == 0
     assert sorted(p.name for p in ROOT.iterdir()) == before
+
+
+HARNESS = """
+import json, sys, torch, transformers
+from zoo.evaluation.harness import evaluate
+from zoo.tiny.bases import builtin_path
+p = builtin_path("tiny-llama3")
+model = transformers.AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32)
+r = evaluate(model, transformers.AutoTokenizer.from_pretrained(p), sys.argv[1:], None, 2, 1)
+print(json.dumps(r["metrics"]))
+"""
+
+
+def _harness(hub: HubServer, tmp_path: Path, *tasks: str) -> dict[str, float]:
+    res = run(hub, tmp_path, HARNESS, *tasks)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return dict(json.loads(res.stdout.strip().splitlines()[-1]))
+
+
+def test_lm_eval_reads_every_zero_shot_task_at_the_ids_zoo_names(hub: HubServer, tmp_path: Path) -> None:
+    """lm-eval's own task definitions, over the datasets at the ids the task table (and so the card) names."""
+    metrics = _harness(hub, tmp_path, "arc_easy", "arc_challenge", "piqa", "hellaswag", "winogrande")
+    assert {"arc_easy/acc", "arc_challenge/acc", "piqa/acc", "hellaswag/acc_norm", "winogrande/acc", "zero_shot_avg/acc"} <= set(metrics)
+    served = {line.split("/")[2] + "/" + line.split("/")[3] for line in hub.state.requests if line.startswith("GET /datasets/")}
+    assert {"allenai/ai2_arc", "baber/piqa", "Rowan/hellaswag", "allenai/winogrande"} <= served
+
+
+@pytest.mark.slow
+def test_lm_eval_reads_mmlu_by_subject(hub: HubServer, tmp_path: Path) -> None:
+    metrics = _harness(hub, tmp_path, "mmlu")
+    assert {"mmlu/acc", "mmlu_stem/acc", "mmlu_humanities/acc", "mmlu_social_sciences/acc", "mmlu_other/acc"} <= set(metrics)

@@ -112,8 +112,8 @@ def test_rehearse_a_tiny_recipe_through_every_stage(tmp_path: Path) -> None:
 def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: Path) -> None:
     """A Hub-protocol server holds meta-llama/Meta-Llama-3-8B's real config (no weights), a LLaMA-3-style
     tokenizer, and WikiText2 / C4 / PTB in their Hub layouts: the 8B GPTQ recipe calibrates on WikiText2 and
-    measures the three perplexities through the real loaders (its lm-eval tasks use zoo's offline files,
-    since lm-eval's datasets are not served here), cards and dry-run pushes, all on the shrunk base."""
+    measures the three perplexities through the real loaders, runs lm-eval's zero-shot tasks on their Hub
+    datasets (MMLU's 57 subjects are left to the slow suite), cards and dry-run pushes, on the shrunk base."""
     import json
     import shutil
 
@@ -132,7 +132,7 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
         shutil.copytree(RECIPES / "_base", catalog / "_base")
         text = (RECIPES / "llama3-8b-gptq-4bit.yaml").read_text()
         write(catalog, "llama3-8b-gptq-4bit", text + (
-            f"base: {{revision: {commit}}}\neval: {{tasks: [arc_easy], task_data: builtin}}\n"
+            f"base: {{revision: {commit}}}\neval: {{tasks: [arc_easy, arc_challenge, piqa, hellaswag, winogrande]}}\n"
         ))  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
         env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
@@ -156,3 +156,6 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
     ev = json.loads((tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "eval.json").read_text())
     assert {"ppl/wikitext2", "ppl/c4", "ppl/ptb"} <= set(ev["metrics"])
     assert ev["details"]["perplexity"]["ptb"]["windows"] >= 1
+    assert {"arc_easy/acc", "piqa/acc", "hellaswag/acc_norm", "winogrande/acc"} <= set(ev["metrics"])
+    card = (tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "card" / "README.md").read_text()
+    assert "- Salesforce/wikitext" in card  # the calibration set in the front matter (a --limit run lists no results)
