@@ -121,6 +121,7 @@ def main() -> None:
     print(f"\n{len(results)} recipes in {total:.0f} s ({sum(not r.ok for r in results)} failed); per recipe "
           f"min {times[0]:.1f} s, median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s")  # fmt: skip
     shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if any(not r.ok for r in results) else 0)
 
 
 if __name__ == "__main__":

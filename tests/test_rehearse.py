@@ -159,3 +159,11 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
     assert {"arc_easy/acc", "piqa/acc", "hellaswag/acc_norm", "winogrande/acc"} <= set(ev["metrics"])
     card = (tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "card" / "README.md").read_text()
     assert "- Salesforce/wikitext" in card  # the calibration set in the front matter (a --limit run lists no results)
+
+
+@pytest.mark.slow
+def test_one_recipe_per_method_and_family_rehearses(tmp_path: Path) -> None:
+    """bench/rehearse.py's selection (every method, both families) on the served real bases and data."""
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "rehearse.py")], capture_output=True, text=True, timeout=3000)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert " 0 failed)" in res.stdout, res.stdout

@@ -43,7 +43,8 @@ def _hub(spec: DatasetSpec, split: str) -> Text:
     if spec.name == "c4" and split == "validation":
         rows = rows[:C4_VALIDATION_DOCS]
     text = spec.joiner.join(rows)
-    identity = {"source": spec.hub_id, "config": spec.config, "revision": spec.revision, "files": files, "data_dir": spec.data_dir}
+    where_from = {"config": spec.config, "revision": spec.revision, "files": files, "data_dir": spec.data_dir}
+    identity = {"source": spec.hub_id, **where_from}
     return Text(text, {**identity, "fingerprint": getattr(ds, "_fingerprint", None)})
 
 
