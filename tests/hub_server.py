@@ -68,6 +68,7 @@ class HubState:
         self.throttle: dict[str, int] = {}  # regex on "METHOD /path" -> how many more 429s
         self.retry_after = "1"
         self.stall: list[str] = []  # regexes on "METHOD /path" that never get an answer
+        self.gated: set[str] = set()  # repo ids whose files answer 403 GatedRepo, as for terms not accepted
         self.released = threading.Event()
 
     def craft(
@@ -191,6 +192,8 @@ class Handler(BaseHTTPRequestHandler):
         if throttled is not None:
             self._body()
             return self._send(429, {"error": "Too many requests"}, {"Retry-After": self.state.retry_after})
+        if any(path.startswith(f"/{r}/resolve/") for r in self.state.gated):
+            return self._error(403, "GatedRepo", "Access to this model is restricted: accept its conditions first")
         auth = self.headers.get("Authorization")
         if auth is not None and not self._authorized() and not path.startswith(("/lfs-upload/", "/lfs-verify/")):
             self._body()

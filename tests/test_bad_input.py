@@ -59,6 +59,9 @@ def _case(tmp_path: Path, case: str) -> tuple[list[str], int, str]:
     if case == "recipe named ..":
         write(root, "tiny-dots", GOOD.format(name=".."))
         return [*cat, "validate"], 2, "name: a recipe name is lower-case letters, digits"
+    if case == "name with a trailing newline":  # `$` would match before it; names are matched whole
+        (root / "tiny-nl\n.yaml").write_text(GOOD.format(name='"tiny-nl\\n"'))
+        return [*cat, "validate"], 2, "name: a recipe name is lower-case letters"
     if case == "shell characters in a name":
         write(root, "x", GOOD.format(name="'x;$(id)'"))
         return [*cat, "validate"], 2, "name: a recipe name is lower-case letters"
@@ -106,6 +109,7 @@ CASES = [
     "seqlen beyond the context",
     "recipe named ..",
     "shell characters in a name",
+    "name with a trailing newline",
     "name given as a path",
     "recipes folder missing",
     "workdir is a file",

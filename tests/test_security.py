@@ -263,6 +263,64 @@ def test_forced_pull_never_writes_through_a_symlink(hub: HubServer, home: Path) 
     assert snapshot(home.parent) == before
 
 
+@pytest.mark.parametrize("planted", ["staging", "staging/commit", "pull.json"])
+def test_links_planted_in_the_pull_state_are_refused(hub: HubServer, work: Path, home: Path, planted: str) -> None:
+    """``.zoo`` is zoo's own: a link in it (staging pointing at another folder, whose entries staging would
+    delete, or a planted staging/<commit> that downloads would be written through) is refused up front."""
+    repo = "zoo-sec/planted"
+    if repo not in hub.state.repos:
+        published(hub, work, repo)
+    commit = hub.state.repos[repo].refs["main"]
+    elsewhere = home / "elsewhere"
+    (elsewhere / "keepdir").mkdir(parents=True)
+    (elsewhere / "keepdir" / "precious.txt").write_text("keep me")
+    state = home / "dl" / ".zoo"
+    if planted == "staging":
+        state.mkdir(parents=True)
+        (state / "staging").symlink_to(elsewhere)
+    elif planted == "staging/commit":
+        (state / "staging").mkdir(parents=True)
+        (state / "staging" / commit).symlink_to(elsewhere)
+    else:
+        state.mkdir(parents=True)
+        (state / "pull.json").mkdir()
+    before = snapshot(home.parent)
+    line = error_line(zoo(hub, home, "pull", repo, "--local-dir", "dl"), 2)
+    assert "is not zoo's pull state" in line and "nothing was written" in line
+    assert snapshot(home.parent) == before
+
+
+def test_gated_and_read_only_pulls_exit_9(hub: HubServer, work: Path, home: Path) -> None:
+    repo = "zoo-sec/gated"
+    published(hub, work, repo)
+    hub.state.gated.add(repo)
+    before = snapshot(home.parent)
+    try:
+        line = error_line(zoo(hub, home, "pull", repo, "--local-dir", "dl"), 9)
+    finally:
+        hub.state.gated.discard(repo)
+    assert "is gated (HTTP 403)" in line and "accept" in line
+    assert snapshot(home.parent) == before
+
+
+def test_pull_honours_retry_after_given_as_a_date(hub: HubServer, work: Path, home: Path) -> None:
+    from email.utils import formatdate
+
+    repo = "zoo-sec/limited-pull"
+    published(hub, work, repo)
+    hub.state.retry_after = formatdate(time.time() + 2, usegmt=True)
+    hub.state.throttle = {rf"^GET /api/models/{repo}/tree": 1, rf"^GET /{repo}/resolve/.*/config\.json$": 1}
+    try:
+        start = time.time()
+        res = zoo(hub, home, "pull", repo, "--local-dir", "dl")
+    finally:
+        hub.state.retry_after = "1"
+    assert res.returncode == 0, res.stderr
+    assert time.time() - start >= 1  # waited until (about) the date, not the 5 s fallback per retry
+    assert all(n == 0 for n in hub.state.throttle.values()), hub.state.throttle
+    hub.state.throttle = {}
+
+
 @pytest.mark.parametrize(
     "manifest",
     [
@@ -376,6 +434,19 @@ def test_option_shaped_ref_never_reaches_git_as_an_option(tmp_path: Path) -> Non
         line = error_line(res, 2)
         assert "is not a commit in this git repository" in line
     assert target.read_text() == "keep\n"
+
+
+def test_option_and_path_shaped_revisions_are_data(hub: HubServer, work: Path, home: Path) -> None:
+    repo = "zoo-sec/revisions"
+    published(hub, work, repo)
+    before = snapshot(home.parent)
+    for rev in (f"--output={home / 'victim.txt'}", "../../api/whoami-v2"):
+        line = error_line(zoo(hub, home, "pull", repo, "--local-dir", "dl", "--revision", rev), 5)
+        assert "not found in zoo-sec/revisions" in line
+    assert snapshot(home.parent) == before
+    for rev in ("-x", "a b", "../main"):
+        line = error_line(zoo(hub, work, "push", NAME, "--repo-id", repo, "--workdir", str(work), "--revision", rev), 2)
+        assert f"invalid branch {rev!r}" in line
 
 
 # -- push: never publish what does not belong to the build -------------------------------------------

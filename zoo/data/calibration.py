@@ -43,8 +43,11 @@ def token_ids(text: str, tokenizer: Any) -> list[int]:
     key = hashlib.sha256(f"{text_sha}:{tokenizer_sha(tokenizer)}".encode()).hexdigest()[:32]
     path = cache_root() / "tokens" / f"{key}.pt"
     if path.exists():
-        ids: list[int] = torch.load(path).tolist()
-        return ids
+        try:  # tensors only: a cache file is never code; a damaged one is rebuilt
+            ids: list[int] = torch.load(path, weights_only=True).tolist()
+            return ids
+        except Exception as e:  # noqa: BLE001 - any unreadable cache entry means "tokenize again"
+            log.warning("token cache %s is unreadable (%s); tokenizing again", path, type(e).__name__)
     log.info("tokenizing %d characters", len(text))
     ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -137,6 +137,12 @@ def _retry_after(e: BaseException) -> float:
     try:
         return max(0.0, float(raw))
     except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:  # the other form RFC 9110 allows: an HTTP date
+        return max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
         return 5.0
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import HubError, UnknownNameError, VerifyError
+from zoo.errors import HubError, TokenError, UnknownNameError, VerifyError
 from zoo.publish import hub
 from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, check_build_json, parse
 from zoo.publish.target import Target, check_destinations, discard, inspect, move_in, open_staging
@@ -92,7 +92,7 @@ def pull(
 ) -> PullResult:
     import httpx
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     repo_id = repo_id_for(name, recipes)
     target = inspect(Path(local_dir or repo_id.split("/")[-1]), repo_id, force)
@@ -135,11 +135,18 @@ def pull(
     except RevisionNotFoundError:
         discard(target, keep_partial=False)
         raise HubError(f"revision {revision!r} not found in {repo_id}; fix: use a branch, tag or commit that exists") from None
+    except GatedRepoError:  # a RepositoryNotFoundError too, but a token problem: exit 9
+        discard(target, keep_partial=False)
+        raise TokenError(
+            f"{repo_id} is gated (HTTP 403): its terms must be accepted first; "
+            "fix: accept them on the repo's Hub page, then set HF_TOKEN to a token of that account"
+        ) from None
     except RepositoryNotFoundError:
         discard(target, keep_partial=False)
         raise HubError(f"{repo_id} not found on the Hub (or private); fix: check the name, or log in with access") from None
     except (LocalEntryNotFoundError, OSError, httpx.HTTPError) as e:
-        discard(target, keep_partial)
+        # only a download cut short by the network is worth resuming; a refusal (401/403/404...) keeps nothing
+        discard(target, keep_partial and hub.status_of(e) is None)
         if is_disk_full(e):
             raise disk_full(target.root, f"{repo_id}'s files", "--local-dir") from None
         raise hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False) from None
@@ -167,7 +174,7 @@ def _fetch(api: Any, repo_id: str, commit: str, target: Target, staged: Path, en
         if have is not None and have.get("sha256") == e.sha256 and sha256_file(target.root / e.path) == e.sha256:
             continue  # from an earlier pull, unchanged and re-verified
         p = staged / e.path
-        if not (p.is_file() and p.stat().st_size == e.size and sha256_file(p) == e.sha256):
+        if p.is_symlink() or not (p.is_file() and p.stat().st_size == e.size and sha256_file(p) == e.sha256):
             p = Path(_download(api, repo_id, e.path, commit, staged))
         if p.stat().st_size != e.size:
             problems.append(f"corrupt: {e.path} is {p.stat().st_size} bytes, {MANIFEST} says {e.size}")

@@ -50,8 +50,7 @@ def inspect(root: Path, repo_id: str, force: bool) -> Target:
     if not root.exists():
         return t
     state = t.state
-    if state.is_symlink() or (state.exists() and not state.is_dir()):
-        raise UsageError(f"{state} is not zoo's pull record; fix: pull into a new folder with --local-dir")
+    _check_state(state)
     record = read_json(state / RECORD) or {}
     same_repo = record.get("repo_id") == repo_id and isinstance(record.get("files"), list)
     recorded = {f.get("path"): f for f in record.get("files", []) if isinstance(f, dict)} if same_repo else {}
@@ -75,6 +74,31 @@ def inspect(root: Path, repo_id: str, force: bool) -> Target:
                         "overwrite only the files the release lists"
                     )
     return t
+
+
+def _check_state(state: Path) -> None:
+    """``.zoo`` holds only plain folders and files zoo made: a link anywhere in it (``staging`` pointing
+    elsewhere, a planted ``staging/<commit>``) would make staging delete or write outside the target."""
+    if not state.exists() and not state.is_symlink():
+        return
+    bad = state if state.is_symlink() or not state.is_dir() else None
+    if bad is None and (state / RECORD).exists() and not (state / RECORD).is_file():
+        bad = state / RECORD
+    if bad is None:
+        for top, dirs, files in os.walk(state):
+            here = Path(top)
+            for name in (*dirs, *files):
+                p = here / name
+                if p.is_symlink() or not (p.is_dir() or p.is_file()):
+                    bad = p
+                    break
+            if bad is not None:
+                break
+    if bad is not None:
+        raise UsageError(
+            f"{bad} is not zoo's pull state (a link or not a plain file/folder); nothing was written; "
+            "fix: pull into a new folder with --local-dir"
+        )
 
 
 def check_destinations(t: Target, entries: list[Entry], source: str) -> None:

@@ -22,11 +22,11 @@ NAME_RULE = "lower-case letters, digits, '.', '-' and '_', starting with a lette
 
 
 def valid_name(name: str) -> bool:
-    return bool(NAME_RE.match(name)) and ".." not in name
+    return bool(NAME_RE.fullmatch(name)) and ".." not in name
 
 
 def _repo_id(v: str | None) -> str | None:
-    if v is not None and (not REPO_RE.match(v) or ".." in v):
+    if v is not None and (not REPO_RE.fullmatch(v) or ".." in v):
         raise ValueError(f"{v!r} is not a Hub repo id of the form owner/name")
     return v
 
@@ -55,7 +55,7 @@ class BaseSpec(Strict):
     @property
     def pinned(self) -> bool:
         """Whether the revision is a commit (a branch can move under the same recipe hash)."""
-        return self.repo_id is None or bool(self.revision and SHA_RE.match(self.revision))
+        return self.repo_id is None or bool(self.revision and SHA_RE.fullmatch(self.revision))
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseSpec:
@@ -125,7 +125,7 @@ class HubSpec(Strict):
     @field_validator("org")
     @classmethod
     def _org(cls, v: str) -> str:
-        if not REPO_RE.match(f"{v}/x") or ".." in v:
+        if not REPO_RE.fullmatch(f"{v}/x") or ".." in v:
             raise ValueError(f"{v!r} is not a Hub user or organization name")
         return v
 
