@@ -287,7 +287,7 @@ def test_stale_sibling_eval_counts_as_not_evaluated(tmp_path: Path) -> None:
     build_json.write_text(build_json.read_text() + "\n")  # the sibling was rebuilt; its eval.json is of the old build
     stale = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())
     assert "77.5" not in stale and "0.41" not in stale
-    assert re.search(r"\[tiny-llama3-awq-3bit\]\([^)]*\) \| AWQ \| W3 g128 \| 5700 \| not evaluated \| not evaluated \|", stale)
+    assert "| tiny-llama3-awq-3bit | AWQ | W3 g128 | 5700 | not evaluated | not evaluated |" in stale
 
 
 def test_card_holds_the_recipe_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -389,13 +389,28 @@ def test_sibling_table_shows_only_variants_with_data(tmp_path: Path) -> None:
     assert "missing" not in section and "huggingface.co" not in section
 
 
-def test_sibling_repos_are_linked_only_when_built_here(tmp_path: Path) -> None:
+def test_sibling_repos_are_linked_only_when_pushed_from_here(tmp_path: Path) -> None:
+    from zoo.records import PushRecord
+    from zoo.workdir import Layout
+
     recipe = load("llama3-8b-gptq-4bit", RECIPES)
     synthetic(recipe, tmp_path)
     synthetic(load("llama3-8b-rtn-3bit", RECIPES), tmp_path, evaluated=False)
-    section = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())
-    links = re.findall(r"\]\((https://huggingface\.co/[^)]+)\)", section)
-    assert links == ["https://huggingface.co/zoo-models/llama3-8b-rtn-3bit"]
+    synthetic(load("llama3-8b-rtn-4bit", RECIPES), tmp_path, evaluated=False)
+    first = render(recipe, CATALOG, tmp_path)
+    assert "](https://" not in siblings_section(first.readme.read_text())  # built, never pushed: no link
+    PushRecord(
+        repo_id="someone/llama3-8b-rtn-3bit",
+        revision="main",
+        commit="a" * 40,
+        tag="release-000000000001",
+        build_sha256="0" * 64,
+        endpoint="https://huggingface.co",
+        pushed="2026-12-01T00:00:00+00:00",
+    ).write(Layout(tmp_path, "llama3-8b-rtn-3bit"))
+    section = siblings_section(render(recipe, CATALOG, tmp_path).readme.read_text())  # a sibling's push re-renders
+    links = re.findall(r"\]\((https://[^)]+)\)", section)
+    assert links == ["https://huggingface.co/someone/llama3-8b-rtn-3bit"]
     assert "| llama3-8b-awq-3bit | AWQ | W3 g128 | not built here | 8.2 (study) | 64.4% (study) |" in section
     # study-less, unbuilt variants (the -pc grid) are counted, not listed
     assert "llama3-8b-awq-3bit-pc" not in section and "other catalog variants of meta-llama/Meta-Llama-3-8B" in section

@@ -116,6 +116,10 @@ def test_second_writer_is_refused_while_the_first_runs(work: Path) -> None:
         assert "build since" in line and line.endswith("fix: wait for it to finish, or re-run with --wait")
         code, err = zoo("eval", NAME, workdir=work)  # every stage of the recipe waits for the writer
         assert code == 12
+        code, err = zoo("push", NAME, "--dry-run", workdir=work)  # push too; it and release accept --wait
+        assert code == 12 and "re-run with --wait" in err
+        for command in ("push", "release"):
+            assert "--wait" in CliRunner().invoke(cli, [command, "--help"]).output
     finally:
         _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
@@ -173,6 +177,14 @@ echo $? > "$OUT/second.rc"
 ls -a "$W/{name}" > "$OUT/ls"
 {python} -m zoo --recipes {recipes} build {name} --device cpu --workdir "$W/small" 2>"$OUT/early.err" >/dev/null
 echo $? > "$OUT/early.rc"
+rm -rf "$W/small"
+cat /dev/zero > "$W/filler2" 2>/dev/null  # not a byte left: even the lock file cannot be written
+(cd "$W" && find . -type f ! -name .zoo.lock ! -name 'filler*' -print0 | sort -z | xargs -0 sha256sum) > "$OUT/full.before"
+for stage in eval card; do
+  {python} -m zoo --recipes {recipes} $stage {name} --workdir "$W" >/dev/null 2>"$OUT/$stage.err"
+  echo $? > "$OUT/$stage.rc"
+done
+(cd "$W" && find . -type f ! -name .zoo.lock ! -name 'filler*' -print0 | sort -z | xargs -0 sha256sum) > "$OUT/full.after"
 """
 
 
@@ -199,6 +211,42 @@ def test_full_disk_is_one_line_and_keeps_the_previous_build(tmp_path: Path) -> N
     assert (out / "early.rc").read_text().strip() == "11"
     early = one_line((out / "early.err").read_text())
     assert "not enough disk space" in early and " MB needed, " in early and " MB free" in early
+    # A disk with nothing left: eval and card end in one line too (the lock file is their first write).
+    for stage in ("eval", "card"):
+        assert (out / f"{stage}.rc").read_text().strip() == "11", (out / f"{stage}.err").read_text()
+        line = one_line((out / f"{stage}.err").read_text())
+        assert line.startswith("error: the disk filled up while writing ") and "kB free now" in line, line
+    assert (out / "full.before").read_text() == (out / "full.after").read_text()
+
+
+def test_a_full_disk_inside_any_stage_is_one_line(tmp_path: Path) -> None:
+    """Whatever a stage writes (eval.json, the card, a baseline), ENOSPC under the recipe lock is DiskSpaceError."""
+    import errno
+
+    from zoo.errors import DiskSpaceError
+    from zoo.lock import stage_lock
+    from zoo.workdir import Layout
+
+    layout = Layout(tmp_path / "work", NAME)
+    with pytest.raises(DiskSpaceError, match=f"while writing {NAME}'s eval results") as info:
+        with stage_lock(layout, "eval"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.exit_code == 11
+    assert not (tmp_path / "work").exists()  # the lock and the folders it made are gone
+
+
+@pytest.mark.parametrize("damage", ["folder is a file", "lock is a folder"])
+def test_an_unusable_recipe_folder_is_one_line(tmp_path: Path, damage: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    if damage == "folder is a file":
+        (work / NAME).write_text("x")
+    else:
+        (work / NAME / ".zoo.lock").mkdir(parents=True)
+    code, err = zoo("build", NAME, "--device", "cpu", workdir=work)
+    assert code == 2, err
+    line = one_line(err)
+    assert line.startswith(f"error: cannot use {work / NAME} for {NAME} (") and "fix: make it a writable folder" in line
 
 
 def test_checkpoint_files_have_normal_permissions(once: Path) -> None:

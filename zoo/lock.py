@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from zoo.errors import BusyError
-from zoo.workdir import Layout
+from zoo.errors import BusyError, UsageError, ZooError
+from zoo.workdir import Layout, disk_full, is_disk_full
 
 log = logging.getLogger(__name__)
 _held: dict[str, int] = {}  # lock path -> open fd, for this process
@@ -45,14 +45,26 @@ def stage_lock(layout: Layout, stage: str, wait: bool = False, poll_s: float = 1
         yield
         return
     created = [d for d in (layout.workdir, layout.folder) if not d.exists()]
-    layout.folder.mkdir(parents=True, exist_ok=True)
     try:
-        fd = _acquire(layout, wait, poll_s)
         try:
-            _take(layout, fd, stage)
+            layout.folder.mkdir(parents=True, exist_ok=True)
+            fd = _acquire(layout, wait, poll_s)
+        except OSError as e:
+            raise _unusable(layout, e) from None
+        try:
+            try:
+                _take(layout, fd, stage)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.unlink(layout.lock)
+                raise _unusable(layout, e) from None
             _held[key] = fd
             try:
                 yield
+            except Exception as e:  # any stage: a full disk is one line (exit 11), not a writer's traceback
+                if not isinstance(e, ZooError) and is_disk_full(e):
+                    raise disk_full(layout.folder, f"{layout.name}'s {stage} results") from None
+                raise
             finally:
                 del _held[key]
                 os.unlink(layout.lock)  # while still locked: the next holder re-checks the path
@@ -62,6 +74,16 @@ def stage_lock(layout: Layout, stage: str, wait: bool = False, poll_s: float = 1
         for d in reversed(created):  # only when empty: a failed first stage leaves nothing behind
             with contextlib.suppress(OSError):
                 d.rmdir()
+
+
+def _unusable(layout: Layout, e: OSError) -> ZooError:
+    """The one-line error for a recipe folder zoo cannot lock in: full disk, a file in its place, read-only."""
+    if is_disk_full(e):
+        return disk_full(layout.workdir, f"{layout.name}'s lock file")
+    return UsageError(
+        f"cannot use {layout.folder} for {layout.name} ({e.strerror or type(e).__name__}: {e.filename or layout.lock}); "
+        "fix: make it a writable folder, or pass --workdir with another one"
+    )
 
 
 def _take(layout: Layout, fd: int, stage: str) -> None:

@@ -126,6 +126,8 @@ class BuildRecord(Record):
         record = cls.require(layout)
         name = layout.name
         cache = {} if rehash else (read_json(layout.verified) or {}).get("files", {})
+        if not isinstance(cache, dict):  # a damaged hash cache only means re-hashing
+            cache = {}
         fresh = False
         for f in record.files:
             p = layout.model / f.path
@@ -245,6 +247,25 @@ class CardRecord(Record):
     @classmethod
     def path(cls, layout: Layout) -> Path:
         return layout.card_json
+
+
+class PushRecord(Record):
+    """``push.json``: the last release this workdir published, so cards link only to repos that exist."""
+
+    STAGE: ClassVar[str] = "push"
+    DONE: ClassVar[str] = "pushed"
+
+    repo_id: str
+    revision: str
+    commit: str
+    tag: str | None
+    build_sha256: str
+    endpoint: str
+    pushed: str
+
+    @classmethod
+    def path(cls, layout: Layout) -> Path:
+        return layout.push_json
 
 
 def _stat_key(p: Path) -> list[int]:

@@ -68,6 +68,10 @@ class Layout:
         return self.card / "card.json"
 
     @property
+    def push_json(self) -> Path:
+        return self.folder / "push.json"
+
+    @property
     def offload(self) -> Path:
         return self.folder / ".offload"
 
@@ -104,7 +108,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -188,8 +192,8 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 def size_text(n: float) -> str:
-    """Bytes as people read them: MB below a GB, GB above."""
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+    """Bytes as people read them: kB below a MB, MB below a GB, GB above."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def check_disk(folder: Path, need_bytes: float, what: str, option: str = "--workdir") -> None:

@@ -158,7 +158,11 @@ def _inputs_sha(recipe: Recipe, catalog: list[Recipe], workdir: Path, template: 
     h = hashlib.sha256(recipe.model_dump_json().encode())
     h.update(version.encode())
     for r in family(recipe, catalog):
-        for p in (Layout(workdir, r.name).build_json, Layout(workdir, r.name).eval_json):
+        layout = Layout(workdir, r.name)
+        # a sibling's push.json decides its link; this variant's own does not enter its card (no link to
+        # itself), so pushing it never makes its card stale
+        files = (layout.build_json, layout.eval_json) + ((layout.push_json,) if r.name != recipe.name else ())
+        for p in files:
             h.update(p.name.encode() + (p.read_bytes() if p.is_file() else b"-"))
     for p in sorted(template.parent.glob("*.j2")):
         h.update(p.read_bytes())

@@ -4,7 +4,8 @@ something to show here (a build, an evaluation of that build, or a number the st
 A sibling's eval.json counts only when it measured the build that sits beside it now (its
 ``build_sha256`` equals the sha256 of the sibling's build.json); otherwise the sibling is shown as
 not evaluated rather than with numbers of a checkpoint that no longer exists. A sibling's Hub repo
-is linked only when the variant is built here, since only then is it the repo ``zoo push`` creates.
+is linked only when ``zoo push`` published it from this workdir (its ``push.json``), at the endpoint
+and repo it went to: a repo that was never pushed is never linked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from zoo.card.common import bits_label, fmt
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, EvalRecord
+from zoo.records import BuildRecord, EvalRecord, PushRecord
 from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,9 @@ def _series(r: Recipe) -> str:
     return f"{title} ({'per channel' if r.weights.group_size == 'channel' else f'g{r.weights.group_size}'})"
 
 
-def _row(r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, ev: EvalRecord | None) -> dict[str, Any] | None:
+def _row(
+    r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, ev: EvalRecord | None, pushed: PushRecord | None
+) -> dict[str, Any] | None:
     metrics = ev.metrics if ev else {}
     ppl = metrics.get(primary) if primary else None
     study_ppl = getattr(r.study, primary.split("/", 1)[1], None) if primary and ppl is None else None
@@ -69,8 +72,9 @@ def _row(r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, 
         "avg_acc": acc,
         "acc_text": fmt(acc) if acc is not None else f"{fmt(study_acc)}% (study)" if study_acc is not None else "not evaluated",
         "from_study": ppl is None and study_ppl is not None or study_acc is not None,
-        "repo_id": r.repo_id,
-        "link": build is not None and not this,
+        "repo_id": pushed.repo_id if pushed else r.repo_id,
+        "link": pushed is not None and not this,
+        "url": f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}" if pushed else None,
         "this": this,
     }
 
@@ -94,7 +98,8 @@ def sibling_rows(
     for r in family(recipe, catalog):
         this = r.name == recipe.name
         b, e = (build, ev) if this else measured(workdir, r.name)
-        row = _row(r, this, primary, b, e)
+        pushed = None if this or b is None else PushRecord.read(Layout(workdir, r.name))
+        row = _row(r, this, primary, b, e, pushed)
         if row is not None:
             rows.append(row)
     return rows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, device_option, errors, json_option, require, to_json, workdir_option
+from zoo.cli import catalog_root, cli, device_option, errors, json_option, require, to_json, wait_option, workdir_option
 from zoo.cli.table import table
 from zoo.errors import ZooError
 
@@ -21,6 +21,7 @@ from zoo.errors import ZooError
 @click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
 @click.option("--revision", default="main", show_default=True, help="Branch to commit to.")
 @click.option("--dry-run", is_flag=True, help="List what would change; upload nothing. Needs no token (compares anonymously).")
+@wait_option
 @json_option
 @click.pass_context
 @errors
@@ -33,6 +34,7 @@ def push_cmd(
     private: bool | None,
     revision: str,
     dry_run: bool,
+    wait: bool,
     as_json: bool,
 ) -> None:
     """Publish built recipe NAME (checkpoint, card, build.json, eval.json) to the Hub."""
@@ -45,7 +47,7 @@ def push_cmd(
         check_repo_id(repo_id)  # before anything else, and before any network call
     recipe = load(name, catalog_root(ctx))
     repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
-    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run)
+    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run, wait)
     if as_json:
         click.echo(to_json(r))
     elif r.status == "dry-run":
@@ -98,18 +100,26 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
 @device_option
 @click.option("--limit", type=click.IntRange(min=1), help="Quick evaluation: at most N items per task (recorded in the card).")
 @click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload (needs no token).")
+@wait_option
 @json_option
 @click.pass_context
 @errors
 def release_cmd(
-    ctx: click.Context, names: tuple[str, ...], workdir: Path | None, device: str, limit: int | None, dry_run: bool, as_json: bool
+    ctx: click.Context,
+    names: tuple[str, ...],
+    workdir: Path | None,
+    device: str,
+    limit: int | None,
+    dry_run: bool,
+    wait: bool,
+    as_json: bool,
 ) -> None:
     """build -> eval -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
     require("release", "build", "eval")
     from zoo.publish.release import release
     from zoo.workdir import workdir as default_workdir
 
-    outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run)
+    outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run, wait)
     rows = [
         {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push")}, "error": o.error}
         for o in outcomes

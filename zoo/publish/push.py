@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 from zoo.errors import HubError, NotReadyError, UsageError, VerifyError
@@ -23,7 +24,7 @@ from zoo.publish import hub
 from zoo.publish.commit import KEEP_REMOTE, RETRY, PushResult, git_blob_oid, token
 from zoo.publish.manifest import MANIFEST, Entry, dump, tag_for
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, CardRecord, EvalRecord
+from zoo.records import BuildRecord, CardRecord, EvalRecord, PushRecord
 from zoo.workdir import Layout, sha256_file
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def push(
     private: bool | None = None,
     revision: str = "main",
     dry_run: bool = False,
+    wait: bool = False,
 ) -> PushResult:
     """Publish ``recipe``'s release; holds the recipe's lock so no stage rewrites it meanwhile."""
     from zoo.lock import stage_lock
@@ -88,7 +90,7 @@ def push(
     layout = Layout(workdir, recipe.name)
     if not layout.build_json.exists():
         raise NotReadyError(f"{recipe.name} is not built in {workdir}; fix: zoo build {recipe.name}")
-    with stage_lock(layout, "push"):
+    with stage_lock(layout, "push", wait):
         shutil.rmtree(layout.folder / ".push", ignore_errors=True)  # left by zoo versions that staged uploads
         build = BuildRecord.checked(layout, rehash=True)
         EvalRecord.checked(layout)
@@ -98,7 +100,18 @@ def push(
         manifest = dump(recipe.name, entries)
         from zoo.publish.commit import publish
 
-        return publish(recipe, layout, repo_id, private, revision, dry_run, files, entries, manifest, tag_for(manifest))
+        result = publish(recipe, layout, repo_id, private, revision, dry_run, files, entries, manifest, tag_for(manifest))
+        if result.status != "dry-run" and result.commit:  # what the cards of siblings may link to
+            PushRecord(
+                repo_id=result.repo_id,
+                revision=result.revision,
+                commit=result.commit,
+                tag=result.tag,
+                build_sha256=sha256_file(layout.build_json),
+                endpoint=hub.endpoint(),
+                pushed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            ).write(layout)
+        return result
 
 
 __all__ = ["HubError", "PushResult", "push", "token", "publish_files", "git_blob_oid", "KEEP_REMOTE", "RETRY"]

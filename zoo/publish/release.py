@@ -23,28 +23,34 @@ class ReleaseOutcome:
     error: str | None = None
 
 
-def release_one(name: str, root: Path, workdir: Path, device: str, limit: int | None, dry_run: bool) -> ReleaseOutcome:
+def release_one(
+    name: str, root: Path, workdir: Path, device: str, limit: int | None, dry_run: bool, wait: bool = False
+) -> ReleaseOutcome:
+    """One recipe's four stages under one hold of its lock, so no other zoo process runs a stage between them."""
     from zoo.build import build
     from zoo.card import render
     from zoo.catalog import load, recipe_paths
     from zoo.evaluation.run import evaluate
+    from zoo.lock import stage_lock
     from zoo.publish.push import push
     from zoo.recipe import load_recipe
+    from zoo.workdir import Layout
 
     stages: dict[str, str] = {}
     stage = "load"
     try:
         recipe = load(name, root)
-        stage = "build"
-        stages[stage] = build(recipe, workdir, root, device).status
-        stage = "eval"
-        stages[stage] = evaluate(recipe, workdir, root, device, limit).status
-        stage = "card"
-        catalog = [load_recipe(p) for p in recipe_paths(root)]
-        stages[stage] = render(recipe, catalog, workdir).status
-        stage = "push"
-        result = push(recipe, workdir, dry_run=dry_run)
-        stages[stage] = f"{result.status} {result.repo_id}" + (f" ({len(result.changed)} files)" if result.changed else "")
+        with stage_lock(Layout(workdir, recipe.name), "release", wait):
+            stage = "build"
+            stages[stage] = build(recipe, workdir, root, device).status
+            stage = "eval"
+            stages[stage] = evaluate(recipe, workdir, root, device, limit).status
+            stage = "card"
+            catalog = [load_recipe(p) for p in recipe_paths(root)]
+            stages[stage] = render(recipe, catalog, workdir).status
+            stage = "push"
+            result = push(recipe, workdir, dry_run=dry_run)
+            stages[stage] = f"{result.status} {result.repo_id}" + (f" ({len(result.changed)} files)" if result.changed else "")
         return ReleaseOutcome(name, True, stages)
     except ZooError as e:
         log.error("%s: %s failed: %s", name, stage, str(e).splitlines()[0])
@@ -53,6 +59,12 @@ def release_one(name: str, root: Path, workdir: Path, device: str, limit: int | 
 
 
 def release(
-    names: list[str], root: Path, workdir: Path, device: str = "auto", limit: int | None = None, dry_run: bool = False
+    names: list[str],
+    root: Path,
+    workdir: Path,
+    device: str = "auto",
+    limit: int | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
 ) -> list[ReleaseOutcome]:
-    return [release_one(n, root, workdir, device, limit, dry_run) for n in names]
+    return [release_one(n, root, workdir, device, limit, dry_run, wait) for n in names]
