@@ -46,6 +46,8 @@ def test_perplexity_matches_hand_computation() -> None:
     assert got.value == pytest.approx(expected, rel=1e-6)
     assert perplexity(Bigram(torch.full((3, 3), 1 / 3)), ids, 4).value == pytest.approx(3.0)
     assert perplexity(Bigram(probs), ids, 4, max_windows=1).windows == 1
+    assert perplexity(Bigram(probs), ids, 4, batch_size=2).value == pytest.approx(expected, rel=1e-6)
+    assert perplexity(Bigram(probs), ids, 4, batch_size=5).value == pytest.approx(expected, rel=1e-6)
 
 
 def test_tiny_base_knows_its_text_better_than_shuffled_tokens() -> None:
@@ -61,6 +63,8 @@ def test_tiny_base_knows_its_text_better_than_shuffled_tokens() -> None:
     shuffled = [ids[i] for i in torch.randperm(len(ids), generator=torch.Generator().manual_seed(0)).tolist()]
     own = perplexity(model, ids, 256, max_windows=16).value
     assert own * 5 < perplexity(model, shuffled, 256, max_windows=16).value
+    # batching windows (all one length: no padding) changes nothing but float rounding
+    assert perplexity(model, ids, 256, max_windows=16, batch_size=8).value == pytest.approx(own, rel=1e-5)
 
 
 def test_recovery_arithmetic() -> None:

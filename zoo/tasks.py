@@ -27,6 +27,13 @@ class TaskSpec:
     columns: tuple[str, ...] = ()  # what an offline <task>.jsonl row must hold
     card_type: str = "multiple-choice"  # model-index task type
 
+    @property
+    def task_dir(self) -> str | None:
+        """The lm-eval task folder holding this task's YAMLs, so a TaskManager indexes it alone."""
+        if self.harness != "lm-eval":
+            return None
+        return self.task_file.rsplit("/", 1)[0] if self.task_file else f"{self.name}/default"
+
 
 _ARC = ("question", "choices", "answerKey")
 TASKS: dict[str, TaskSpec] = {

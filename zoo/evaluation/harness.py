@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,11 @@ def _run(lm: Any, names: list[str], fewshot: int, limit: int | None, manager: An
     from lm_eval import simple_evaluate
 
     # lm-eval records the git commit of whatever folder zoo runs in (meaningless here; eval.json records
-    # the versions) by running git, which prints "fatal: not a git repository" outside a checkout.
+    # the versions) by running git, which prints "fatal: not a git repository" outside a checkout; and
+    # torch's environment report, which runs pip, conda and nvidia-smi on every call (a second per task
+    # group on this machine's CPU) for fields zoo never reads.
     lm_eval.evaluator.get_git_commit_hash = lambda: None
+    lm_eval.evaluator.add_env_info = lambda storage: None
 
     if not names:
         return {"results": {}, "versions": {}, "n-samples": {}}
@@ -145,6 +149,52 @@ def harness_model(model: Any, tokenizer: Any, batch_size: int, backend: str, mod
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
 
 
+@dataclass(frozen=True)
+class _Suite:
+    """What a suite's tasks resolve to, built once per process and shared by the base and the variant."""
+
+    manager: Any  # lm_eval.tasks.TaskManager
+    zero: list[str]
+    subjects: list[str]
+    category: dict[str, str]
+
+
+_SUITES: dict[tuple[str, ...], _Suite] = {}
+_CONFIG_DIRS: list[tempfile.TemporaryDirectory[str]] = []  # kept for the process: the managers read them
+
+
+def _suite(tasks: list[str], data: Path | None) -> _Suite:
+    """A TaskManager that indexes only the task folders the suite needs (lm-eval's default indexes every
+    one of its ~15k tasks, which cost half of a tiny eval's CPU time), cached per process."""
+    key = (*tasks, *_signature(data))
+    if key in _SUITES:
+        return _SUITES[key]
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    if data is not None:  # the local YAMLs include lm-eval's task files by absolute path
+        tmp = tempfile.TemporaryDirectory(prefix="zoo-tasks-")
+        _CONFIG_DIRS.append(tmp)
+        zero, subjects, category = _local_configs(tasks, data, Path(tmp.name))
+        paths = [tmp.name]
+    else:
+        zero = [t for t in tasks if t != "mmlu"]
+        subjects, category = (["mmlu"] if "mmlu" in tasks else []), {}
+        root = Path(lm_eval.__file__).parent / "tasks"
+        paths = sorted({str(root / d) for t in tasks if (d := TASKS[t].task_dir)})
+    manager = TaskManager(include_path=paths, include_defaults=False)
+    _SUITES[key] = _Suite(manager, zero, subjects, category)
+    return _SUITES[key]
+
+
+def _signature(data: Path | None) -> tuple[str, ...]:
+    """The offline data as it is now, so an edited task file is read (and checked) again."""
+    if data is None:
+        return ()
+    files = sorted(p for p in data.rglob("*.jsonl") if p.is_file())
+    return (str(data.resolve()), *(f"{p}:{(st := p.stat()).st_size}:{st.st_mtime_ns}" for p in files))
+
+
 def evaluate(
     model: Any,
     tokenizer: Any,
@@ -156,20 +206,11 @@ def evaluate(
     model_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Metrics (``task/metric`` -> value) and per-task details for ``tasks``."""
-    from lm_eval.tasks import TaskManager
-
+    s = _suite(tasks, data)
     lm = harness_model(model, tokenizer, batch_size, backend, model_dir)
-    with tempfile.TemporaryDirectory(prefix="zoo-tasks-") as tmp:
-        if data is not None:
-            zero, subjects, category = _local_configs(tasks, data, Path(tmp))
-            manager = TaskManager(include_path=tmp)
-            use_mmlu = bool(subjects)
-        else:
-            zero = [t for t in tasks if t != "mmlu"]
-            subjects, category, use_mmlu = ["mmlu"], {}, "mmlu" in tasks
-            manager = TaskManager()
-        zs = _run(lm, zero, 0, limit, manager)
-        mm = _run(lm, subjects if use_mmlu else [], TASKS["mmlu"].num_fewshot, limit, manager)
+    zs = _run(lm, s.zero, 0, limit, s.manager)
+    mm = _run(lm, s.subjects, TASKS["mmlu"].num_fewshot, limit, s.manager)
+    use_mmlu, category = bool(s.subjects), s.category
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {}
     for task, res in zs["results"].items():

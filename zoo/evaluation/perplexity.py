@@ -40,20 +40,27 @@ def perplexity(
     device: str = "cpu",
     max_windows: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 1,
 ) -> Perplexity:
+    """Windows go through the model ``batch_size`` at a time (they are all ``seqlen`` long, so no
+    padding changes a window's loss); each window's loss is still taken on its own in fp32, so the
+    fp32 copy of the logits never holds more than one window."""
     import torch
     import torch.nn.functional as F
 
     chunks = windows(ids, seqlen, max_windows)
     if not chunks:
         raise ValueError(f"text has {len(ids)} tokens, fewer than one window of {seqlen}")
+    step = max(1, batch_size)
     total = 0.0
-    with torch.no_grad():
-        for i, chunk in enumerate(chunks):
-            x = torch.tensor([chunk], device=device)
-            logits = model(input_ids=x).logits[0, :-1].float()
-            loss = F.cross_entropy(logits, x[0, 1:], reduction="mean")
-            total += float(loss) * seqlen
+    with torch.inference_mode():
+        for start in range(0, len(chunks), step):
+            x = torch.tensor(chunks[start : start + step], device=device)
+            logits = model(input_ids=x).logits
+            for row in range(x.shape[0]):
+                loss = F.cross_entropy(logits[row, :-1].float(), x[row, 1:], reduction="mean")
+                total += float(loss) * seqlen
+            del logits
             if progress:
-                progress(i + 1, len(chunks))
+                progress(min(start + step, len(chunks)), len(chunks))
     return Perplexity(math.exp(total / (len(chunks) * seqlen)), len(chunks), len(chunks) * seqlen, seqlen)

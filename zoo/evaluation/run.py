@@ -103,7 +103,7 @@ def measure(
         cap = C4_WINDOWS if name == "c4" else None
         if limit is not None:
             cap = min(cap or limit, limit)
-        ppl = perplexity(model, ids, seqlen, device, cap, reporter(f"{model_dir.parent.name} ppl {name}"))
+        ppl = perplexity(model, ids, seqlen, device, cap, reporter(f"{model_dir.parent.name} ppl {name}"), batch_size)
         metrics[f"ppl/{name}"] = ppl.value
         details["perplexity"][name] = {
             "windows": ppl.windows,
