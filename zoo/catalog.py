@@ -3,18 +3,26 @@
 Recipes live in ``recipes/*.yaml``; shared parents live in folders whose names start with ``_``
 (``recipes/_base/``) and are not recipes themselves. The catalog is found, in order, from an explicit
 directory, ``$ZOO_RECIPES``, ``./recipes``, or the checkout that holds this package.
+
+``zoo list``, ``zoo show`` and ``zoo validate`` answer from a snapshot of this (``zoo/snapshot.py``),
+so that they import neither pydantic nor the methods while nothing changed; this module therefore
+imports those only inside the functions that need them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.errors import RecipeError, UnknownNameError, UsageError, did_you_mean
-from zoo.methods import METHODS
-from zoo.recipe import Problem, Recipe, load_recipe, resolve_file
-from zoo.recipe.schema import KEYS, NAME_RULE, valid_name
+
+if TYPE_CHECKING:
+    from zoo.recipe import Problem, Recipe
+
+log = logging.getLogger(__name__)
 
 
 def recipes_dir(explicit: Path | None = None) -> Path:
@@ -44,6 +52,8 @@ def base_paths(root: Path) -> list[Path]:
 
 def find(name: str, root: Path) -> Path:
     """A catalog recipe by name; a path or any other spelling is refused, so nothing outside the catalog loads."""
+    from zoo.recipe.schema import NAME_RULE, valid_name
+
     if not valid_name(name):
         raise UsageError(f"{name!r} is not a recipe name ({NAME_RULE}); fix: give a name from `zoo list`, not a path")
     path = root / f"{name}.yaml"
@@ -53,12 +63,17 @@ def find(name: str, root: Path) -> Path:
 
 
 def load(name: str, root: Path) -> Recipe:
+    from zoo.recipe import load_recipe
+
     recipe: Recipe = load_recipe(find(name, root))
     return recipe
 
 
 def validate_base(path: Path) -> list[Problem]:
     """A parent file is partial: check its YAML, its extends chain and that its keys exist."""
+    from zoo.recipe import Problem, resolve_file
+    from zoo.recipe.schema import KEYS
+
     problems: list[Problem] = []
     raw = resolve_file(path, problems)
     for key in sorted(raw or {}):
@@ -67,25 +82,30 @@ def validate_base(path: Path) -> list[Problem]:
     return problems
 
 
+def check_file(path: Path) -> tuple[list[Problem], list[Problem], Recipe | None]:
+    """``validate`` of one file: its problems, what ``strict`` adds, and the recipe when it loaded."""
+    from zoo.card.check import template_problems
+    from zoo.recipe import load_recipe
+    from zoo.recipe.check import strict_problems
+
+    if path.parent.name.startswith("_"):
+        return validate_base(path), [], None
+    problems = template_problems(path)
+    try:
+        recipe = load_recipe(path)
+    except RecipeError as e:
+        problems.extend(e.problems)  # type: ignore[arg-type]
+        return problems, [], None
+    return problems, strict_problems(path, recipe), recipe
+
+
 def validate(paths: list[Path], strict: bool = False) -> list[Problem]:
     """Every problem in every file; parent files (under ``_*/``) get the partial check; ``strict`` adds
     what a release needs (bases pinned to a commit)."""
-    from zoo.card.check import template_problems
-    from zoo.recipe.check import strict_problems
-
     problems: list[Problem] = []
     for path in paths:
-        if path.parent.name.startswith("_"):
-            problems.extend(validate_base(path))
-            continue
-        problems.extend(template_problems(path))
-        try:
-            recipe = load_recipe(path)
-        except RecipeError as e:
-            problems.extend(e.problems)  # type: ignore[arg-type]
-            continue
-        if strict:
-            problems.extend(strict_problems(path, recipe))
+        found, release, _ = check_file(path)
+        problems += (found + release) if strict else found
     return problems
 
 
@@ -105,6 +125,8 @@ class Entry:
 
     @classmethod
     def of(cls, r: Recipe) -> Entry:
+        from zoo.methods import METHODS
+
         group = "channel" if r.weights.group_size == "channel" else f"g{r.weights.group_size}"
         return cls(
             name=r.name,
@@ -121,12 +143,19 @@ class Entry:
 
 def entries(root: Path, family: str | None = None, method: str | None = None, bits: float | None = None) -> list[Entry]:
     """The catalog as rows, filtered; an invalid recipe stops the listing with its problems."""
+    from zoo.methods import METHODS
+    from zoo.recipe import load_recipe
+
     rows = [Entry.of(load_recipe(p)) for p in recipe_paths(root)]
+    return _select(rows, family, method, bits, METHODS.names())
+
+
+def _select(rows: list[Entry], family: str | None, method: str | None, bits: float | None, methods: list[str]) -> list[Entry]:
     if family is not None:
         rows = [r for r in rows if family in (r.family, r.base) or r.name.startswith(family + "-")]
     if method is not None:
-        if method not in METHODS:
-            raise UnknownNameError("method", method, METHODS.names())
+        if method not in methods:
+            raise UnknownNameError("method", method, methods)
         rows = [r for r in rows if r.method == method]
     if bits is not None:
         rows = [r for r in rows if r.bits == bits]

@@ -109,6 +109,10 @@ def require(command: str, *extras: str) -> None:
                     f"zoo {command} needs the {extra} extra ({module} is not installed); fix: pip install 'zoo[{extra}]' "
                     "(or 'zoo[all]')"
                 )
+    if not sys.stderr.isatty():  # these commands run the backends, whose tqdm bars flood CI logs
+        from zoo.progress import quiet_bars
+
+        quiet_bars()
 
 
 def catalog_root(ctx: click.Context) -> Path:
@@ -162,12 +166,10 @@ def cli(ctx: click.Context, recipes: Path | None, verbose: int, quiet: bool) -> 
     """Build, evaluate, card and publish quantized LLaMA-3 / LLaVA-Next checkpoints from recipes."""
     configure_logging(verbose, quiet)
     # Backends (imported later, inside commands) read these once: keep their logs quiet unless asked,
-    # and draw progress bars only on a terminal.
+    # and draw progress bars only on a terminal (tqdm itself is patched by ``require``, in the commands
+    # that run backends, so that list/show/validate never import it).
     if not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        from zoo.progress import quiet_bars
-
-        quiet_bars()
     ctx.obj = {"recipes": recipes, "verbose": verbose, "quiet": quiet}
 
 

@@ -23,9 +23,9 @@ from zoo.cli.table import table
 @errors
 def list_cmd(ctx: click.Context, family: str | None, method: str | None, bits: float | None, as_json: bool) -> None:
     """The catalog, with which recipes can be built now."""
-    from zoo.catalog import entries
+    from zoo.snapshot import listed
 
-    rows = [dataclasses.asdict(e) for e in entries(catalog_root(ctx), family, method, bits)]
+    rows = [dataclasses.asdict(e) for e in listed(catalog_root(ctx), family, method, bits)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -41,12 +41,15 @@ def list_cmd(ctx: click.Context, family: str | None, method: str | None, bits: f
 @errors
 def show(ctx: click.Context, name: str, as_json: bool) -> None:
     """The fully resolved recipe NAME: inherited values and method defaults filled in."""
+    from zoo.snapshot import resolved
+
+    data = resolved(name, catalog_root(ctx))
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
     import yaml
 
-    from zoo.catalog import load
-
-    data = load(name, catalog_root(ctx)).model_dump(mode="json")
-    click.echo(json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False).rstrip())
+    click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
 
 
 @cli.command()
@@ -59,11 +62,14 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     """Check recipe files (default: the whole catalog) and report every problem at once (exit 2 if any)."""
     from zoo.catalog import base_paths, recipe_paths
     from zoo.catalog import validate as check
+    from zoo.snapshot import catalog_problems
 
-    if not paths:
+    if paths:
+        problems = check(list(paths), strict)
+    else:  # the whole catalog: answered from its snapshot when nothing changed
         root = catalog_root(ctx)
         paths = (*base_paths(root), *recipe_paths(root))
-    problems = check(list(paths), strict)
+        problems = catalog_problems(root, strict)
     if as_json:
         click.echo(to_json({"files": len(paths), "valid": not problems, "problems": problems}))
         sys.exit(2 if problems else 0)
