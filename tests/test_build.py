@@ -49,16 +49,38 @@ def logit_error(model_dir: Path, reference) -> float:
     return float((out - ref).norm() / ref.norm())
 
 
-@pytest.mark.parametrize("method", ["rtn", "gptq"])
-def test_error_grows_as_bits_shrink(method: str, built, reference) -> None:
-    errors = [logit_error(built(f"tiny-llama3-{method}-{rung}"), reference) for rung in LADDER]
+@pytest.fixture(scope="session")
+def quick(tmp_path_factory: pytest.TempPathFactory, workdir: Path):
+    """Catalog recipe NAME built (once per session) with 8 calibration windows instead of 32: the same
+    method and scheme; llm-compressor's GPTQ spends most of a tiny build's minute in calibration passes."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("quick") / "recipes"
+    shutil.copytree(RECIPES / "_base", root / "_base")
+
+    def get(name: str) -> Path:
+        quick = f"{name}-quick"
+        text = (RECIPES / f"{name}.yaml").read_text().replace(f"name: {name}", f"name: {quick}")
+        write(root, quick, text + "calibration: {samples: 8}\n")
+        return build(load(quick, root), workdir, root, device="cpu").model_dir
+
+    return get
+
+
+@pytest.mark.parametrize(
+    "method, full",
+    [("rtn", True), ("gptq", False), pytest.param("gptq", True, marks=pytest.mark.slow, id="gptq-catalog")],
+)
+def test_error_grows_as_bits_shrink(method: str, full: bool, built, quick, reference) -> None:
+    get = built if full else quick  # RTN needs no calibration: the catalog recipes are quick already
+    errors = [logit_error(get(f"tiny-llama3-{method}-{rung}"), reference) for rung in LADDER]
     assert errors == sorted(errors) and len(set(errors)) == 4, errors
     assert errors[0] < 0.02  # 8-bit per-channel: within 2% of the 16-bit logits
     assert errors[1] < 0.25  # 4-bit group 128: within 25%
 
 
-def test_gptq_beats_rtn_at_3_bits(built, reference) -> None:
-    assert logit_error(built("tiny-llama3-gptq-3bit"), reference) < logit_error(built("tiny-llama3-rtn-3bit"), reference)
+def test_gptq_beats_rtn_at_3_bits(built, quick, reference) -> None:
+    assert logit_error(quick("tiny-llama3-gptq-3bit"), reference) < logit_error(built("tiny-llama3-rtn-3bit"), reference)
 
 
 # AWQ's grid search takes minutes on a CPU at the catalog recipe's settings: the catalog recipe runs in
