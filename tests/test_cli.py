@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.conftest import RECIPES, ROOT, write
@@ -165,3 +166,19 @@ def test_validate_json_lists_every_problem_and_exits_2(catalog: Path) -> None:
     data = json.loads(res.stdout)
     assert res.exit_code == 2 and data["valid"] is False
     assert {p["field"] for p in data["problems"]} == {"method", "card.template"}
+
+
+def test_backend_loops_log_a_line_off_a_terminal(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Off a terminal tqdm draws nothing, but a backend loop that took a while (llm-compressor's per-layer
+    calibration) still says so in one log line, so a long build is never silent for minutes."""
+    import tqdm.std
+
+    import zoo.progress as progress
+
+    progress.quiet_bars()
+    monkeypatch.setattr(progress, "SLOW_LOOP_S", 0.0)
+    with caplog.at_level("INFO", logger="zoo.progress"):
+        assert list(tqdm.std.tqdm(range(3), desc="(2/5): Calibrating")) == [0, 1, 2]
+        bar = tqdm.std.tqdm(total=3, desc="drawn by hand")
+        assert bar.disable
+    assert "(2/5): Calibrating: 3 done in 0s" in caplog.text

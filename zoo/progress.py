@@ -36,20 +36,39 @@ def reporter(desc: str) -> Callable[[int, int], None]:
     return line
 
 
+SLOW_LOOP_S = 2.0  # a backend loop that takes longer gets a log line off a terminal
+
+
 def quiet_bars() -> None:
-    """Off a terminal, switch every tqdm bar off, backends' included.
+    """Off a terminal, switch every tqdm bar off, backends' included, and log one line for each of their
+    loops that took a while (llm-compressor's per-layer "(3/33): Calibrating", say), so a long GPTQ
+    build still shows it is moving.
 
     ``TQDM_DISABLE`` only sets a default and backends pass ``disable=`` themselves, so in CI logs each
     redraw became part of one 10,000-character line; zoo's stages log a line each instead."""
+    import time
+
     import tqdm.std
 
-    original = tqdm.std.tqdm.__init__
-    if getattr(original, "_zoo_quiet", False):
+    cls = tqdm.std.tqdm
+    original_init, original_iter = cls.__init__, cls.__iter__
+    if getattr(original_init, "_zoo_quiet", False):
         return
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         kwargs["disable"] = True
-        original(self, *args, **kwargs)
+        original_init(self, *args, **kwargs)
+        self._zoo_desc = kwargs.get("desc") or (args[1] if len(args) > 1 and isinstance(args[1], str) else None)
+
+    def iterate(self: Any) -> Any:
+        start, n = time.monotonic(), 0
+        for n, item in enumerate(original_iter(self), 1):  # noqa: B007 (n counts what was yielded)
+            yield item
+        took = time.monotonic() - start
+        desc = getattr(self, "_zoo_desc", None)
+        if desc and took >= SLOW_LOOP_S:
+            log.info("%s: %d done in %.0fs", str(desc).rstrip(": "), n, took)
 
     init._zoo_quiet = True  # type: ignore[attr-defined]
-    tqdm.std.tqdm.__init__ = init
+    cls.__init__ = init
+    cls.__iter__ = iterate

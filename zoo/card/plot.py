@@ -115,12 +115,11 @@ def plot(
     title = f"{metric} {what} vs weight bits, variants of {base_name}\n{', '.join(parts)}"
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.canvas.draw()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", metadata={"Software": None})  # draws: the tick labels below are final
     ylim = [float(v) for v in ax.get_ylim()]
     yticks = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and ylim[0] <= t.get_position()[1] <= ylim[1]]
     legend = [t.get_text() for t in legend_box.get_texts()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", metadata={"Software": None})
     plt.close(fig)
     return {
         "series": sorted(series),
