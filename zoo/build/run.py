@@ -184,7 +184,8 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         torch.manual_seed(recipe.calibration.seed)
         log.info("%s: quantizing with %s on %s", recipe.name, spec.title, dev)
         ctx = BuildContext(
-            recipe, recipe.params, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, layout.train
+            recipe, recipe.params, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, layout.train,
+            host_memory,
         )
         method_info = _quantizer(spec)(ctx)
         del ctx

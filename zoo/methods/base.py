@@ -70,6 +70,15 @@ class BuildContext(Generic[P]):
     out: Path  # a staging folder, renamed to ``<workdir>/<name>/model`` when the method returns
     recipe_dir: Path  # where the recipe's relative paths (data files) are resolved
     state_dir: Path  # survives an interrupted build: resumable state (training checkpoints)
+    host_memory: int | None = None  # ``--host-memory`` in bytes: what the build may hold on the host
+
+    @property
+    def max_shard_bytes(self) -> int:
+        """Checkpoint shard size: saving gathers one shard at a time onto the host, so under a host-memory
+        cap a shard is at most a quarter of it (at least 64 MB); otherwise the usual 4 GB."""
+        if self.host_memory is None:
+            return 4 * 10**9
+        return max(64 * 10**6, min(4 * 10**9, self.host_memory // 4))
 
     @property
     def data(self) -> Calibration:

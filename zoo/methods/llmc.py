@@ -112,7 +112,7 @@ def save(ctx: BuildContext[Any], model: Any) -> None:
     with warnings.catch_warnings():
         # offloaded modules are gathered one shard at a time; small shards bound that peak
         warnings.filterwarnings("ignore", message="Attempting to save a model with offloaded modules")
-        model.save_pretrained(ctx.out, save_compressed=True, max_shard_size="4GB")
+        model.save_pretrained(ctx.out, save_compressed=True, max_shard_size=ctx.max_shard_bytes)
     ctx.processor.save_pretrained(ctx.out)
     (ctx.out / "recipe.yaml").unlink(missing_ok=True)  # llm-compressor's own; build.json holds ours
     config_path = ctx.out / "config.json"
