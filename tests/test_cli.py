@@ -182,3 +182,22 @@ def test_backend_loops_log_a_line_off_a_terminal(monkeypatch: pytest.MonkeyPatch
         bar = tqdm.std.tqdm(total=3, desc="drawn by hand")
         assert bar.disable
     assert "(2/5): Calibrating: 3 done in 0s" in caplog.text
+
+
+def test_validate_takes_catalog_names_too(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["--recipes", str(RECIPES), "validate", "tiny-llama3-rtn-4bit"])
+    assert res.exit_code == 0 and res.output.strip() == "1 file(s) valid", res.output
+    res = CliRunner().invoke(cli, ["--recipes", str(RECIPES), "validate", "tiny-llama3-rtn-4bt"])
+    assert res.exit_code == 2 and "did you mean 'tiny-llama3-rtn-4bit'" in res.stderr
+
+
+def test_an_invalid_sibling_does_not_block_a_card(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "recipes"
+    shutil.copytree(RECIPES, root)
+    write(root, "tiny-llama3-broken", "name: tiny-llama3-broken\nextends: _base/tiny-llama3\nmethod: rtn\nweights: {bits: four}\n")
+    work = tmp_path / "work"
+    res = CliRunner().invoke(cli, ["--recipes", str(root), "card", "tiny-llama3-rtn-4bit", "--workdir", str(work)])
+    # past the catalog (it used to stop here with the sibling's problem, exit 2) to this variant's own state
+    assert res.exit_code == 8 and "tiny-llama3-rtn-4bit is not built" in res.stderr, res.output

@@ -458,13 +458,17 @@ def _flip(p: Path) -> None:
     p.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("stale", ["model", "eval", "card-build", "card-keys", "no-card"])
+@pytest.mark.parametrize("stale", ["model", "recipe", "eval", "card-build", "card-keys", "no-card"])
 def test_push_refuses_stale_inputs(hub: HubServer, work: Path, stale: str) -> None:
     folder = work / NAME
     card = json.loads((folder / "card" / "card.json").read_text())
     if stale == "model":
         _flip(folder / "model" / "model.safetensors")
         want = "no longer matches build.json"
+    elif stale == "recipe":  # the recipe was edited since the build: the release would misdescribe it
+        record = json.loads((folder / "build.json").read_text())
+        (folder / "build.json").write_text(json.dumps({**record, "recipe_sha256": "0" * 64}))
+        want = "is of an older recipe; fix: zoo build"
     elif stale == "eval":
         from zoo.records import Baseline, EvalRecord
 

@@ -69,6 +69,21 @@ def load(name: str, root: Path) -> Recipe:
     return recipe
 
 
+def siblings(root: Path) -> list[Recipe]:
+    """Every valid catalog recipe, for the card's sibling table: an invalid one is left out with a warning,
+    so another recipe's typo never blocks this variant's card or release (``zoo validate`` reports it)."""
+    from zoo.recipe import load_recipe
+
+    out: list[Recipe] = []
+    for path in recipe_paths(root):
+        try:
+            out.append(load_recipe(path))
+        except RecipeError as e:
+            log.warning("%s is invalid (%s); left out of sibling tables; fix: zoo validate %s", path.name,
+                        str(e).splitlines()[0], path.stem)  # fmt: skip
+    return out
+
+
 def validate_base(path: Path) -> list[Problem]:
     """A parent file is partial: check its YAML, its extends chain and that its keys exist."""
     from zoo.recipe import Problem, resolve_file

@@ -53,18 +53,20 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH_OR_NAME]...")
 @click.option("--strict", is_flag=True, help="Also require what a release needs: Hub bases pinned to a commit.")
 @json_option
 @click.pass_context
 @errors
 def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json: bool) -> None:
-    """Check recipe files (default: the whole catalog) and report every problem at once (exit 2 if any)."""
-    from zoo.catalog import base_paths, recipe_paths
+    """Check recipe files or catalog names (default: the whole catalog); every problem at once (exit 2 if any)."""
+    from zoo.catalog import base_paths, find, recipe_paths
     from zoo.catalog import validate as check
+    from zoo.recipe.schema import valid_name
     from zoo.snapshot import catalog_problems
 
-    if paths:
+    if paths:  # a bare catalog name (no such file here) is the catalog's recipe of that name
+        paths = tuple(find(str(p), catalog_root(ctx)) if not p.exists() and valid_name(str(p)) else p for p in paths)
         problems = check(list(paths), strict)
     else:  # the whole catalog: answered from its snapshot when nothing changed
         root = catalog_root(ctx)

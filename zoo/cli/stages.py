@@ -121,12 +121,11 @@ def eval_cmd(
 def card_cmd(ctx: click.Context, name: str, workdir: Path | None, force: bool, wait: bool, as_json: bool) -> None:
     """Render the model card of NAME into <workdir>/NAME/card/ (README.md, plot, eval results)."""
     from zoo.card import render
-    from zoo.catalog import load, recipe_paths
-    from zoo.recipe import load_recipe
+    from zoo.catalog import load, siblings
     from zoo.workdir import workdir as default_workdir
 
     root = catalog_root(ctx)
-    catalog = [load_recipe(p) for p in recipe_paths(root)]
+    catalog = siblings(root)
     result = render(load(name, root), catalog, default_workdir(workdir), force, wait=wait)
     if as_json:
         click.echo(to_json(result))

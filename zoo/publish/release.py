@@ -29,11 +29,10 @@ def release_one(
     """One recipe's four stages under one hold of its lock, so no other zoo process runs a stage between them."""
     from zoo.build import build
     from zoo.card import render
-    from zoo.catalog import load, recipe_paths
+    from zoo.catalog import load, siblings
     from zoo.evaluation.run import evaluate
     from zoo.lock import stage_lock
     from zoo.publish.push import push
-    from zoo.recipe import load_recipe
     from zoo.workdir import Layout
 
     stages: dict[str, str] = {}
@@ -46,7 +45,7 @@ def release_one(
             stage = "eval"
             stages[stage] = evaluate(recipe, workdir, root, device, limit).status
             stage = "card"
-            catalog = [load_recipe(p) for p in recipe_paths(root)]
+            catalog = siblings(root)
             stages[stage] = render(recipe, catalog, workdir).status
             stage = "push"
             result = push(recipe, workdir, dry_run=dry_run)
