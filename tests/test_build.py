@@ -127,6 +127,7 @@ def test_checkpoint_is_packed_safetensors(built) -> None:
     assert "model.layers.0.mlp.down_proj.weight_packed" in keys
     assert "lm_head.weight" in keys  # kept in 16-bit
     assert (folder / "tokenizer.json").exists() and (folder / "generation_config.json").exists()
+    assert "GPTQModifier" in (folder / "recipe.yaml").read_text()  # llm-compressor re-runs it without zoo
 
 
 def test_build_json_matches_files_and_rebuild_is_a_noop(built, workdir: Path) -> None:
@@ -250,3 +251,20 @@ def test_gptqmodel_format_without_the_extra(catalog: Path, tmp_path: Path) -> No
     res = CliRunner().invoke(cli, ["--recipes", str(catalog), "build", "tiny-g", "--workdir", str(tmp_path)])
     assert res.exit_code == 6 and "pip install 'zoo[gptqmodel]'" in res.stderr
     assert not (tmp_path / "tiny-g" / "model").exists()
+
+
+def test_provenance_stamp_keeps_every_tensor(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from zoo.build.provenance import read_metadata, stamp
+
+    tensors = {"a": torch.arange(7, dtype=torch.int8), "b": torch.randn(3, 5).to(torch.bfloat16), "c": torch.ones(1)}
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    stamp(tmp_path, {"version": "0.1.0", "recipe": "x", "recipe_sha256": "ab" * 32})
+    got = load_file(str(tmp_path / "model.safetensors"))
+    assert set(got) == set(tensors) and all(torch.equal(got[k], tensors[k]) for k in tensors)
+    assert read_metadata(tmp_path / "model.safetensors") == {
+        "format": "pt", "zoo.version": "0.1.0", "zoo.recipe": "x", "zoo.recipe_sha256": "ab" * 32,
+    }  # fmt: skip
+    assert not list(tmp_path.glob(".*stamp"))
+    assert read_metadata(tmp_path / "missing.safetensors") == {}

@@ -141,6 +141,10 @@ def test_front_matter_round_trips(tmp_path: Path) -> None:
     assert got[("Salesforce/wikitext", "wikitext-2-raw-v1", "perplexity")] == round(ev["metrics"]["ppl/wikitext2"], 4)
     assert got[("allenai/ai2_arc", "ARC-Easy", "acc")] == round(ev["metrics"]["arc_easy/acc"], 4)
     assert len(d.eval_results) == len(ev["metrics"])
+    shots = {r.dataset_type: (r.dataset_args or {}).get("num_few_shot") for r in d.eval_results}
+    assert shots["cais/mmlu"] == 5 and shots["allenai/ai2_arc"] == 0  # MMLU's 5-shot, read back as such
+    assert "num_few_shot" not in str([r.dataset_args for r in d.eval_results if r.metric_type == "perplexity"])
+    assert {r.source_name for r in d.eval_results} == {f"zoo 0.1.0 eval, {ev['created'][:10]}"}
     import yaml
     from huggingface_hub import parse_eval_result_entries
 

@@ -157,6 +157,9 @@ def test_push_then_pull_round_trip_and_update(hub: HubServer, work: Path, home: 
     res = zoo(hub, home, "pull", repo, "--local-dir", "dl")
     assert res.returncode == 0, res.stderr
     assert f"commit {first}" in res.stdout and "verified" in res.stdout
+    # the weights carry their provenance in their safetensors headers, and pull shows it
+    assert f"provenance (from the weights' headers): zoo 0.1.0, recipe {NAME} (sha256 " in res.stdout
+    assert "rtn on tiny-llama3@" in res.stdout
     assert snapshot(home.parent, skip=home / "dl") == before
     for p, data in files_at(hub, repo).items():
         if p not in (".gitattributes", MANIFEST):

@@ -191,6 +191,18 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         del ctx
         t = lap("quantize", t)
         timings["quantize"] = round(timings["quantize"] - timings.get("load", 0.0), 3)
+        from zoo import __version__
+        from zoo.build.provenance import stamp
+
+        base_id = source.identity
+        stamp(out, {
+            "version": __version__,
+            "recipe": recipe.name,
+            "recipe_sha256": recipe_sha256(recipe),
+            "method": recipe.method,
+            "base": str(base_id.get("repo_id") or base_id.get("builtin") or base_id.get("path") or recipe.base_name),
+            "base_revision": str(base_id.get("commit") or base_id.get("weights_sha256") or ""),
+        })  # fmt: skip
         normal_permissions(out)  # safetensors writes 0600; the rest of the checkpoint is 0644
         files = file_entries(out)
         t = lap("hash", t)

@@ -154,6 +154,29 @@ def eval_command(name: str, ev: EvalRecord | None) -> str:
     return cmd
 
 
+def lm_eval_commands(recipe: Recipe, ev: EvalRecord | None) -> list[str]:
+    """Plain ``lm_eval`` lines that reproduce the card's task numbers without zoo, one per n-shot (the
+    harness takes one ``--num_fewshot`` a run); none when the tasks ran on zoo's offline files."""
+    from zoo.tasks import TASKS
+
+    tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lm-eval"]
+    if not tasks or recipe.eval.task_data is not None:
+        return []
+    if recipe.format == "adapter":
+        args = f"pretrained={recipe.base.repo_id},revision={recipe.base.revision},peft={recipe.repo_id},load_in_4bit=True"
+    else:
+        args = f"pretrained={recipe.repo_id},dtype=bfloat16"
+    by_shots: dict[int, list[str]] = {}
+    for t in tasks:
+        by_shots.setdefault(TASKS[t].num_fewshot, []).append(t)
+    limit = f" --limit {ev.limit}" if ev and ev.limit else ""
+    batch = ev.batch_size if ev else 1
+    return [
+        f"lm_eval --model hf --model_args {args} --tasks {','.join(names)} --num_fewshot {n} --batch_size {batch}{limit}"
+        for n, names in sorted(by_shots.items())
+    ]
+
+
 def gather(
     recipe: Recipe,
     catalog: list[Recipe],
@@ -191,4 +214,5 @@ def gather(
         "repo_id": recipe.repo_id,
         "prompt": PROMPT_TINY if recipe.base.builtin else PROMPT_HUB,
         "eval_command": eval_command(recipe.name, ev),
+        "lm_eval_commands": lm_eval_commands(recipe, ev),
     }

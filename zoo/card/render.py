@@ -82,7 +82,12 @@ def eval_results(ctx: dict[str, Any]) -> list[Any]:
 
     if (ctx["eval"] or {}).get("limit"):
         return []
+    from zoo import __version__
+    from zoo.tasks import TASKS
+
     offline_tasks = ctx["recipe"]["eval"]["task_data"] is not None
+    created = str((ctx["eval"] or {}).get("created") or "")[:10]
+    source = f"zoo {__version__} eval" + (f", {created}" if created else "")  # who measured it, and when
     out = []
     for row in ctx["results"]:
         group, metric = row["key"].split("/", 1)
@@ -101,6 +106,10 @@ def eval_results(ctx: dict[str, Any]) -> list[Any]:
                 metric_type="perplexity" if group == "ppl" else metric,
                 metric_name=row["label"],
                 metric_value=round(float(row["value"]), 4),
+                # n-shot as the Hub reads it: MMLU's 5-shot must not look 0-shot next to other results
+                dataset_args=None if group == "ppl" else {"num_few_shot": TASKS[group].num_fewshot},
+                source_name=source,
+                source_url=f"https://huggingface.co/{ctx['repo_id']}/blob/main/eval.json",  # published beside it
             )
         )
     return out

@@ -92,6 +92,13 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
     click.echo(
         f"{r.repo_id}@{r.revision} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}"
     )
+    if r.provenance:  # as the publisher wrote it: integrity is proven above, the publisher's identity is not
+        p = r.provenance
+        click.echo(
+            f"provenance (from the weights' headers): zoo {p.get('version', '?')}, recipe {p.get('recipe', '?')} "
+            f"(sha256 {p.get('recipe_sha256', '?')[:12]}), {p.get('method', '?')} on {p.get('base', '?')}"
+            + (f"@{p['base_revision'][:12]}" if p.get("base_revision") else "")
+        )
 
 
 @cli.command("release")

@@ -114,7 +114,8 @@ def save(ctx: BuildContext[Any], model: Any) -> None:
         warnings.filterwarnings("ignore", message="Attempting to save a model with offloaded modules")
         model.save_pretrained(ctx.out, save_compressed=True, max_shard_size=ctx.max_shard_bytes)
     ctx.processor.save_pretrained(ctx.out)
-    (ctx.out / "recipe.yaml").unlink(missing_ok=True)  # llm-compressor's own; build.json holds ours
+    # llm-compressor's own recipe.yaml stays beside the checkpoint: with it, llm-compressor alone re-runs
+    # the quantization (build.json holds zoo's recipe, which says the same in zoo's terms)
     config_path = ctx.out / "config.json"
     config = json.loads(config_path.read_text())
     qc = config.get("quantization_config", {})

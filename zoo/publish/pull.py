@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class PullResult:
     files: int
     total_bytes: int
     reused: int = 0  # files already in place from an earlier pull, re-verified, not downloaded
+    provenance: dict[str, str] = field(default_factory=dict)  # what the weights' headers say (zoo.* keys)
 
 
 def repo_id_for(name: str, recipes: Path | None) -> str:
@@ -155,7 +156,12 @@ def pull(
         raise
     total = sum(e.size for e in entries)
     log.info("%s: %d files (%.1f MB) verified against %s in %s", source, len(entries), total / 1e6, MANIFEST, target.root)
-    return PullResult(repo_id, label, commit, target.root, len(entries), total, len(entries) - len(fresh))
+    from zoo.build.provenance import PREFIX, read_metadata
+
+    weights = sorted(e.path for e in entries if e.path.endswith(".safetensors"))
+    meta = read_metadata(target.root / weights[0]) if weights else {}
+    provenance = {k.removeprefix(PREFIX): v for k, v in meta.items() if k.startswith(PREFIX)}
+    return PullResult(repo_id, label, commit, target.root, len(entries), total, len(entries) - len(fresh), provenance)
 
 
 def _download(api: Any, repo_id: str, path: str, commit: str, staged: Path) -> str:
