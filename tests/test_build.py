@@ -268,3 +268,19 @@ def test_provenance_stamp_keeps_every_tensor(tmp_path: Path) -> None:
     }  # fmt: skip
     assert not list(tmp_path.glob(".*stamp"))
     assert read_metadata(tmp_path / "missing.safetensors") == {}
+
+
+def test_release_carries_the_base_license_files(tmp_path: Path, catalog: Path) -> None:
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(builtin_path("tiny-llama3"), base)
+    (base / "LICENSE").write_text("META LLAMA 3 COMMUNITY LICENSE AGREEMENT (stand-in)\n")
+    (base / "USE_POLICY.md").write_text("# Meta Llama 3 Acceptable Use Policy (stand-in)\n")
+    write(catalog, "tiny-licensed-rtn", "name: tiny-licensed-rtn\nfamily: llama3\nmethod: rtn\nweights: {bits: 4}\n"
+          f"base: {{path: {base}, parameters: 0.0042, license: llama3}}\n")  # fmt: skip
+    result = build(load("tiny-licensed-rtn", catalog), tmp_path / "work", catalog, device="cpu")
+    for name in ("LICENSE", "USE_POLICY.md"):
+        assert (result.model_dir / name).read_text() == (base / name).read_text()
+    listed = {f["path"] for f in json.loads((result.model_dir.parent / "build.json").read_text())["files"]}
+    assert {"LICENSE", "USE_POLICY.md"} <= listed  # hashed with the rest, so push publishes and pull verifies them

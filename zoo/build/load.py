@@ -20,7 +20,22 @@ if TYPE_CHECKING:
     from zoo.recipe import Recipe
 
 log = logging.getLogger(__name__)
-WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+# The license files a derivative must carry (Llama 3's license asks for LICENSE and the use policy).
+LICENSE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "USE_POLICY.md", "NOTICE", "NOTICE.md", "NOTICE.txt")
+WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", *LICENSE_FILES]
+
+
+def copy_license_files(base: Path, out: Path) -> list[str]:
+    """The base's license files into the checkpoint folder (a release is a derivative of the base)."""
+    import shutil
+
+    copied = []
+    for name in LICENSE_FILES:
+        src = base / name
+        if src.is_file() and not (out / name).exists():
+            shutil.copyfile(src, out / name)
+            copied.append(name)
+    return copied
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,10 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         from zoo import __version__
         from zoo.build.provenance import stamp
 
+        copied = base_loader.copy_license_files(source.path, out)
+        if copied:
+            log.info("%s: carried the base's %s into the release", recipe.name, ", ".join(copied))
+
         base_id = source.identity
         stamp(out, {
             "version": __version__,
