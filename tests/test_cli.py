@@ -201,3 +201,20 @@ def test_an_invalid_sibling_does_not_block_a_card(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["--recipes", str(root), "card", "tiny-llama3-rtn-4bit", "--workdir", str(work)])
     # past the catalog (it used to stop here with the sibling's problem, exit 2) to this variant's own state
     assert res.exit_code == 8 and "tiny-llama3-rtn-4bit is not built" in res.stderr, res.output
+
+
+def test_backend_bars_on_a_terminal_leave_no_blank_line() -> None:
+    """A backend's finished bar used to stay behind, ending in a newline: a blank line between zoo's log
+    lines on a terminal. Under zoo they clear themselves, as zoo's own bars do. (A fresh interpreter:
+    another test switches bars off in this one.)"""
+    code = (
+        "import io, tqdm.std\n"
+        "from zoo.progress import transient_bars\n"
+        "transient_bars()\n"
+        "out = io.StringIO()\n"
+        "for _ in tqdm.std.tqdm(range(3), desc='Loading weights', file=out, leave=True, disable=False): pass\n"
+        "print(repr(out.getvalue()))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    drawn = res.stdout.strip()
+    assert res.returncode == 0 and "Loading weights" in drawn and not drawn.endswith("\\n'"), (drawn, res.stderr)

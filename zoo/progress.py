@@ -72,3 +72,21 @@ def quiet_bars() -> None:
     init._zoo_quiet = True  # type: ignore[attr-defined]
     cls.__init__ = init
     cls.__iter__ = iterate
+
+
+def transient_bars() -> None:
+    """On a terminal, backends' bars vanish when done (``leave=False``, as zoo's own): a finished bar
+    left behind ended in a newline between zoo's log lines, which read as a run of blank lines."""
+    import tqdm.std
+
+    cls = tqdm.std.tqdm
+    original_init = cls.__init__
+    if getattr(original_init, "_zoo_transient", False):
+        return
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["leave"] = False
+        original_init(self, *args, **kwargs)
+
+    init._zoo_transient = True  # type: ignore[attr-defined]
+    cls.__init__ = init

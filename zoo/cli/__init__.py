@@ -109,9 +109,12 @@ def require(command: str, *extras: str) -> None:
                     f"zoo {command} needs the {extra} extra ({module} is not installed); fix: pip install 'zoo[{extra}]' "
                     "(or 'zoo[all]')"
                 )
-    if not sys.stderr.isatty():  # these commands run the backends, whose tqdm bars flood CI logs
-        from zoo.progress import quiet_bars
+    from zoo.progress import quiet_bars, transient_bars
 
+    # these commands run the backends, whose tqdm bars flood CI logs and leave blank lines on a terminal
+    if sys.stderr.isatty():
+        transient_bars()
+    else:
         quiet_bars()
 
 
