@@ -591,3 +591,27 @@ def test_limited_run_publishes_no_hub_eval_results(tmp_path: Path) -> None:
     assert ModelCard.load(readme).data.eval_results is None
     assert not (readme.parent / ".eval_results").exists()
     assert "limited to 2 items per task" in readme.read_text()
+
+
+def test_serving_memory_is_weights_plus_the_kv_cache_of_the_checkpoint_config(tmp_path: Path) -> None:
+    from zoo.card.usage import method_class, serving_memory
+    from zoo.records import BuildRecord
+    from zoo.workdir import Layout
+
+    recipe = load("llama3-8b-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    model = Layout(tmp_path, recipe.name).model
+    (model / "config.json").write_text(json.dumps(
+        {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096}
+    ))  # fmt: skip
+    build = BuildRecord.require(Layout(tmp_path, recipe.name))
+    mem = serving_memory(recipe, build, model)
+    assert mem is not None and mem["kv_gb"] == pytest.approx(2 * 32 * 8 * 128 * 2 * 8192 / 1e9)  # LLaMA-3-8B: 1.07 GB
+    assert mem["total_gb"] == pytest.approx(build.total_bytes / 1e9 + mem["kv_gb"])
+    assert serving_memory(recipe, None, model) is None
+    kinds = {n: method_class(load(n, RECIPES)) for n in ("llama3-8b-gptq-4bit", "llama3-8b-smoothquant-w8a8",
+                                                         "llama3-8b-billm-1.1bit", "llama3-8b-qlora-4bit")}  # fmt: skip
+    assert kinds == {"llama3-8b-gptq-4bit": "weight-only", "llama3-8b-smoothquant-w8a8": "w8a8",
+                     "llama3-8b-billm-1.1bit": "research", "llama3-8b-qlora-4bit": "adapter"}  # fmt: skip
+    text = render(recipe, CATALOG, tmp_path, force=True).readme.read_text()
+    assert "GB of bf16 KV cache for one 8192-token sequence" in text and "## Intended use and limitations" in text

@@ -14,10 +14,12 @@ from typing import Any
 
 from zoo.card.common import bits_label, dataset_title, fmt, ppl_name, primary_metric
 from zoo.card.siblings import hidden_count, plot_points, sibling_rows
+from zoo.card.usage import INTENDED, method_class, serving_memory
 from zoo.families import FAMILIES
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord
+from zoo.workdir import Layout
 
 STUDY = "Huang et al. 2024, An Empirical Study of LLaMA3 Quantization: From LLMs to MLLMs (arXiv 2404.14047)"
 # The built-in tiny bases were trained on CPython's documentation: a general-knowledge prompt would
@@ -215,4 +217,7 @@ def gather(
         "prompt": PROMPT_TINY if recipe.base.builtin else PROMPT_HUB,
         "eval_command": eval_command(recipe.name, ev),
         "lm_eval_commands": lm_eval_commands(recipe, ev),
+        "serving": serving_memory(recipe, build, Layout(workdir, recipe.name).model),
+        "intended_use": INTENDED[method_class(recipe)],
+        "method_class": method_class(recipe),
     }
