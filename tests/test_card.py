@@ -148,9 +148,16 @@ def test_front_matter_round_trips(tmp_path: Path) -> None:
     import yaml
     from huggingface_hub import parse_eval_result_entries
 
-    entries = parse_eval_result_entries(yaml.safe_load((readme.parent / ".eval_results" / "zoo.yaml").read_text()))
-    assert {e.dataset_id for e in entries} >= {"Salesforce/wikitext", "allenai/ai2_arc", "cais/mmlu"}
-    assert len(entries) == len(ev["metrics"])
+    files = sorted((readme.parent / ".eval_results").iterdir())
+    entries = {f.name: parse_eval_result_entries(yaml.safe_load(f.read_text())) for f in files}
+    assert set(entries) >= {"ai2_arc.yaml", "mmlu.yaml"}  # one file per benchmark: a bad entry spoils only its own
+    for name, parsed in entries.items():
+        assert len({e.dataset_id for e in parsed}) == 1 and name == parsed[0].dataset_id.split("/")[-1] + ".yaml"
+        assert all(e.date == ev["created"][:10] and e.source_name and e.source_url for e in parsed)
+    flat = [e for parsed in entries.values() for e in parsed]
+    assert "Salesforce/wikitext" not in {e.dataset_id for e in flat}  # perplexity is in model-index only
+    assert len(flat) == len([k for k in ev["metrics"] if not k.startswith("ppl/")])
+    assert {e.task_id for e in entries["ai2_arc.yaml"]} == {"ARC-Easy", "ARC-Challenge"}
 
 
 def test_table_numbers_equal_eval_json(tmp_path: Path) -> None:
@@ -528,7 +535,7 @@ def test_interrupt_mid_card_keeps_the_previous_card(tmp_path: Path, monkeypatch:
     def interrupted(ctx):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(card_render, "eval_result_entries", interrupted)  # after README.md and the plot are written
+    monkeypatch.setattr(card_render, "eval_result_files", interrupted)  # after README.md and the plot are written
     with pytest.raises(KeyboardInterrupt):
         render(recipe, CATALOG, tmp_path, force=True)
     assert card_files(tmp_path / recipe.name / "card") == before

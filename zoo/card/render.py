@@ -115,18 +115,37 @@ def eval_results(ctx: dict[str, Any]) -> list[Any]:
     return out
 
 
-def eval_result_entries(ctx: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The Hub's ``.eval_results`` entries, when this huggingface_hub has them (1.4+)."""
+def eval_result_files(ctx: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The Hub's ``.eval_results`` files, one per benchmark dataset (``ai2_arc.yaml``, ``mmlu.yaml``):
+    one bad entry can make the Hub ignore a whole file, so benchmarks do not share one. Perplexity stays
+    in model-index and the card (its datasets are not benchmarks). Empty when this huggingface_hub has
+    no ``EvalResultEntry`` (before 1.4)."""
     try:
         from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
     except ImportError:
-        return None
-    entries = []
+        return {}
+    ev = ctx["eval"] or {}
+    date = str(ev.get("created") or "")[:10] or None
+    versions = (ev.get("suite") or {}).get("versions") or {}
+    harness = f"lm-eval {versions['lm-eval']}" if versions.get("lm-eval") else "lm-eval"
+    files: dict[str, list[Any]] = {}
     for r in eval_results(ctx):
+        if r.metric_type == "perplexity":
+            continue
         arc = r.dataset_type == TASKS["arc_easy"].hub_id  # one Hub dataset, two configs: two lm-eval tasks
-        task = r.dataset_config if arc else r.metric_type if r.metric_type == "perplexity" else "default"
-        entries.append(EvalResultEntry(dataset_id=r.dataset_type, task_id=str(task), value=r.metric_value, notes=r.metric_name))
-    return eval_result_entries_to_yaml(entries) if entries else None
+        shots = (r.dataset_args or {}).get("num_few_shot")
+        files.setdefault(r.dataset_type.split("/")[-1] + ".yaml", []).append(
+            EvalResultEntry(
+                dataset_id=r.dataset_type,
+                task_id=str(r.dataset_config if arc else "default"),
+                value=r.metric_value,
+                date=date,
+                source_name=r.source_name,
+                source_url=r.source_url,
+                notes=f"{r.metric_name}; {shots}-shot; {harness}",
+            )
+        )
+    return {name: eval_result_entries_to_yaml(entries) for name, entries in sorted(files.items())}
 
 
 def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
@@ -243,12 +262,13 @@ def _render(
             raise CardError(f"card template {template.name}: {type(e).__name__}: {e}") from e
         card = ModelCard.from_template(card_data(recipe, ctx), template_str="---\n{{ card_data }}\n---\n{{ body }}", body=body)
         (tmp / "README.md").write_text(str(card))
-        entries = eval_result_entries(ctx)
-        if entries:
+        results_files = eval_result_files(ctx)
+        if results_files:
             import yaml
 
             (tmp / ".eval_results").mkdir()
-            (tmp / ".eval_results" / "zoo.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+            for file_name, entries in results_files.items():
+                (tmp / ".eval_results" / file_name).write_text(yaml.safe_dump(entries, sort_keys=False))
         record = CardRecord(
             inputs_sha256=key,
             build_sha256=build_sha,
