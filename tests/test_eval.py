@@ -87,6 +87,17 @@ def test_eval_writes_metrics_baseline_and_recovery(built, workdir: Path) -> None
     assert data["recovery"]["ppl/pydoc"] == pytest.approx(100 * base["ppl/pydoc"] / m["ppl/pydoc"])
     assert m["ppl/pydoc"] < 2048 / 10 and data["recovery"]["ppl/pydoc"] > 90
     assert data["suite"]["versions"]["lm-eval"] and data["dtype"] == "float32" and data["device"] == "cpu"
+    # lm-eval's per-item outputs, compressed beside eval.json, which records their hash
+    import gzip
+
+    from zoo.workdir import sha256_file
+
+    samples = result.eval_json.parent / "eval-samples.jsonl.gz"
+    assert data["samples_sha256"] == sha256_file(samples)
+    rows = [json.loads(line) for line in gzip.decompress(samples.read_bytes()).splitlines()]
+    per_task = {t: sum(1 for r in rows if r["task"] == t) for t in {r["task"] for r in rows}}
+    assert per_task["arc_easy"] == 8 and all("resps" in r and "doc_id" in r for r in rows)
+    assert not list(result.eval_json.parent.glob(".eval-samples*"))
     again = evaluate(load("tiny-llama3-gptq-4bit", RECIPES), workdir, RECIPES, device="cpu", limit=8)
     assert again.status == "skipped" and again.metrics == result.metrics
 

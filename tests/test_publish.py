@@ -82,7 +82,7 @@ def test_push_then_pull_gives_identical_bytes(hub: HubServer, ready: Path, tmp_p
     repo = hub.state.repos[REPO]
     head = repo.commits[repo.refs["main"]]
     assert head["message"].startswith(f"zoo 0.1.0: {NAME}")
-    assert {"README.md", "build.json", "eval.json", "zoo-release.json", "model.safetensors", "config.json"} <= set(head["files"])
+    assert {"README.md", "build.json", "eval.json", "eval-samples.jsonl.gz", "zoo-release.json", "model.safetensors", "config.json"} <= set(head["files"])
     assert any(ref.startswith("release-") for ref in repo.refs)
     assert head["files"]["model.safetensors"].lfs
     res = zoo(hub, ready, "pull", NAME, "--local-dir", str(tmp_path / "dl"))

@@ -206,6 +206,7 @@ class EvalRecord(Record):
     baseline: Baseline
     recovery: dict[str, float]
     gate: Gate | None = None
+    samples_sha256: str | None = None  # of eval-samples.jsonl.gz: lm-eval's per-item outputs, published beside it
 
     @classmethod
     def path(cls, layout: Layout) -> Path:
@@ -227,6 +228,11 @@ class EvalRecord(Record):
         if not record.measured(layout):
             raise NotReadyError(
                 f"{layout.name}'s eval.json measured an earlier build, not the one in build.json; fix: zoo eval {layout.name}"
+            )
+        samples = layout.samples
+        if record.samples_sha256 is not None and (not samples.is_file() or sha256_file(samples) != record.samples_sha256):
+            raise NotReadyError(
+                f"{layout.name}'s {samples.name} no longer matches eval.json; fix: zoo eval {layout.name} --force"
             )
         return record
 

@@ -68,6 +68,11 @@ class Layout:
         return self.card / "card.json"
 
     @property
+    def samples(self) -> Path:
+        """lm-eval's per-item outputs of the variant's evaluation (gzip JSON lines)."""
+        return self.folder / "eval-samples.jsonl.gz"
+
+    @property
     def push_json(self) -> Path:
         return self.folder / "push.json"
 

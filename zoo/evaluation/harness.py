@@ -121,7 +121,7 @@ def _run(lm: Any, names: list[str], fewshot: int, limit: int | None, manager: An
         numpy_random_seed=0,
         torch_random_seed=0,
         fewshot_random_seed=0,
-        log_samples=False,
+        log_samples=True,  # per-item outputs, kept (compressed) beside eval.json so any number can be audited
     )
     return out
 
@@ -224,7 +224,29 @@ def evaluate(
     accs = [v for k, v in metrics.items() if k.endswith("/acc") and not k.startswith("mmlu")]
     if accs:
         metrics["zero_shot_avg/acc"] = sum(accs) / len(accs)
-    return {"metrics": metrics, "tasks": details}
+    samples = {task.removeprefix("zoo_"): rows for res in (zs, mm) for task, rows in (res.get("samples") or {}).items()}
+    return {"metrics": metrics, "tasks": details, "samples": samples}
+
+
+def write_samples(path: Path, samples: dict[str, list[Any]]) -> str:
+    """lm-eval's per-item records as gzip JSON lines (``{"task": ..., **record}``), atomically; their sha256.
+    The gzip header carries no time or name, so the same outputs give the same bytes."""
+    import gzip
+    import hashlib
+    import os
+
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+            for task in sorted(samples):
+                for row in samples[task]:
+                    out.write(json.dumps({"task": task, **row}, default=str, sort_keys=True).encode() + b"\n")
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest
 
 
 def _n(res: dict[str, Any], task: str) -> int:

@@ -68,9 +68,17 @@ def _task_data(recipe: Recipe, recipe_dir: Path) -> Path | None:
 
 
 def measure(
-    model_dir: Path, recipe: Recipe, recipe_dir: Path, device: str, limit: int | None, batch_size: int, backend: str = "hf"
+    model_dir: Path,
+    recipe: Recipe,
+    recipe_dir: Path,
+    device: str,
+    limit: int | None,
+    batch_size: int,
+    backend: str = "hf",
+    samples_to: Path | None = None,
 ) -> Measurement:
-    """Every metric of the recipe's suite on the model in ``model_dir``."""
+    """Every metric of the recipe's suite on the model in ``model_dir``; lm-eval's per-item outputs go to
+    ``samples_to`` when given (their sha256 in ``details["samples_sha256"]``)."""
     import torch
     import transformers
 
@@ -119,6 +127,10 @@ def measure(
         res = evaluate(model, tokenizer, text_tasks, _task_data(recipe, recipe_dir), limit, batch_size, backend, model_dir)
         metrics.update(res["metrics"])
         details["tasks"] = res["tasks"]
+        if samples_to is not None and res["samples"]:
+            from zoo.evaluation.harness import write_samples
+
+            details["samples_sha256"] = write_samples(samples_to, res["samples"])
     if vision_tasks:
         from zoo.evaluation.vision import evaluate as evaluate_vision
 
@@ -231,13 +243,18 @@ def _evaluate(
     done = None if force else EvalRecord.read(layout)
     build_sha, suite_sha = sha256_file(build_json), _sha(spec)
     record: EvalRecord
+    fresh = layout.folder / f".{layout.samples.name}.new"  # moved over the old one only with eval.json
     if done and done.build_sha256 == build_sha and done.suite_sha256 == suite_sha:
         log.info("%s: already evaluated (%s), skipping; --force re-runs", recipe.name, out)
         record = done
         status = "skipped"
     else:
         base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force, backend)
-        result = measure(layout.model, recipe, recipe_dir, dev, limit, batch_size, backend)
+        try:
+            result = measure(layout.model, recipe, recipe_dir, dev, limit, batch_size, backend, fresh)
+        except BaseException:
+            fresh.unlink(missing_ok=True)
+            raise
         record = EvalRecord(
             name=recipe.name,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -255,6 +272,7 @@ def _evaluate(
             details=result.details,
             baseline=Baseline(base=base.base, metrics=base.metrics),
             recovery=recovery(result.metrics, base.metrics),
+            samples_sha256=result.details.get("samples_sha256"),
         )
         status = "evaluated"
     failed = gate(recipe, record.recovery)
@@ -262,6 +280,11 @@ def _evaluate(
     if status == "evaluated" or record.gate != verdict:  # a skipped, unchanged eval leaves eval.json as it was
         record = record.model_copy(update={"gate": verdict})
         record.write(layout)
+    if status == "evaluated":  # the samples of this very eval, or none (a suite without lm-eval tasks)
+        if fresh.exists():
+            fresh.replace(layout.samples)
+        else:
+            layout.samples.unlink(missing_ok=True)
     if failed and not allow_regression:
         raise GateError(
             f"{recipe.name} failed its recovery gate: {'; '.join(failed)}; fix: investigate, or pass --allow-regression"

@@ -47,7 +47,7 @@ def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
     files: dict[str, Path] = {}
     sources = [(layout.model, layout.model / f.path) for f in build.files]
     sources += [(layout.card, p) for p in sorted(layout.card.rglob("*")) if p != layout.card_json]
-    sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json")]
+    sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json", layout.samples.name)]
     for root, p in sources:
         if p.is_symlink() or not p.is_file():
             continue
