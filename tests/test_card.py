@@ -622,3 +622,17 @@ def test_serving_memory_is_weights_plus_the_kv_cache_of_the_checkpoint_config(tm
                      "llama3-8b-billm-1.1bit": "research", "llama3-8b-qlora-4bit": "adapter"}  # fmt: skip
     text = render(recipe, CATALOG, tmp_path, force=True).readme.read_text()
     assert "GB of bf16 KV cache for one 8192-token sequence" in text and "## Intended use and limitations" in text
+
+
+def test_metadata_the_hub_would_reject_fails_the_card_not_the_push(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from zoo.errors import CardError
+
+    card_render = importlib.import_module("zoo.card.render")
+    recipe = load("llama3-8b-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    monkeypatch.setattr(card_render, "eval_result_files", lambda ctx: {"mmlu.yaml": [{"dataset": {"id": "cais/mmlu"}}]})
+    with pytest.raises(CardError, match="the card's Hub metadata does not parse back"):
+        render(recipe, CATALOG, tmp_path)
+    assert not (tmp_path / recipe.name / "card").exists()  # nothing half-written

@@ -148,6 +148,27 @@ def eval_result_files(ctx: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {name: eval_result_entries_to_yaml(entries) for name, entries in sorted(files.items())}
 
 
+def check_metadata(readme: str, results_files: dict[str, list[dict[str, Any]]]) -> None:
+    """Parse the card's front matter and each ``.eval_results`` file back with huggingface_hub's own
+    parsers, offline, so metadata the Hub would reject fails ``zoo card`` here and not ``zoo push`` on a GPU
+    runner hours later."""
+    from huggingface_hub import ModelCard
+
+    try:
+        data = ModelCard(readme, ignore_metadata_errors=False).data
+        results = getattr(data, "eval_results", None) or []  # ModelCardData: model-index parsed into EvalResults
+        if not all(r.metric_value is not None for r in results):
+            raise ValueError("a model-index result has no value")
+        if results_files:
+            from huggingface_hub import parse_eval_result_entries
+
+            for entries in results_files.values():
+                parse_eval_result_entries(entries)
+    except Exception as e:  # noqa: BLE001 - whatever the parser objects to is the one line
+        what = f"{type(e).__name__}: {str(e)[:200]}"
+        raise CardError(f"the card's Hub metadata does not parse back ({what}); fix: report it, with the recipe") from e
+
+
 def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
     from huggingface_hub import ModelCardData
 
@@ -261,8 +282,9 @@ def _render(
         except jinja2.TemplateError as e:
             raise CardError(f"card template {template.name}: {type(e).__name__}: {e}") from e
         card = ModelCard.from_template(card_data(recipe, ctx), template_str="---\n{{ card_data }}\n---\n{{ body }}", body=body)
-        (tmp / "README.md").write_text(str(card))
         results_files = eval_result_files(ctx)
+        check_metadata(str(card), results_files)  # before anything is written: a card the Hub would reject stops here
+        (tmp / "README.md").write_text(str(card))
         if results_files:
             import yaml
 
