@@ -62,10 +62,11 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     """Check recipe files or catalog names (default: the whole catalog); every problem at once (exit 2 if any)."""
     from zoo.catalog import base_paths, find, recipe_paths
     from zoo.catalog import validate as check
-    from zoo.recipe.schema import valid_name
     from zoo.snapshot import catalog_problems
 
     if paths:  # a bare catalog name (no such file here) is the catalog's recipe of that name
+        from zoo.recipe.schema import valid_name  # here only: the whole-catalog answer imports no pydantic
+
         paths = tuple(find(str(p), catalog_root(ctx)) if not p.exists() and valid_name(str(p)) else p for p in paths)
         problems = check(list(paths), strict)
     else:  # the whole catalog: answered from its snapshot when nothing changed
