@@ -621,7 +621,7 @@ def test_serving_memory_is_weights_plus_the_kv_cache_of_the_checkpoint_config(tm
     assert kinds == {"llama3-8b-gptq-4bit": "weight-only", "llama3-8b-smoothquant-w8a8": "w8a8",
                      "llama3-8b-billm-1.1bit": "research", "llama3-8b-qlora-4bit": "adapter"}  # fmt: skip
     text = render(recipe, CATALOG, tmp_path, force=True).readme.read_text()
-    assert "GB of bf16 KV cache for one 8192-token sequence" in text and "## Intended use and limitations" in text
+    assert "plus 1.1 GB of bf16 KV cache for one 8192-token sequence" in text and "## Intended use and limitations" in text
 
 
 def test_metadata_the_hub_would_reject_fails_the_card_not_the_push(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,9 +71,14 @@ def serving_memory(recipe: Recipe, build: BuildRecord | None, model_dir: Path) -
     weights = build.total_bytes
     if recipe.format == "adapter":
         weights += int(recipe.base.parameters * 1e9 * float(build.method.get("bits_per_weight") or 4.127) / 8)
+    from zoo.workdir import size_text
+
     return {
         "weights_gb": weights / 1e9,
         "kv_gb": kv / 1e9 if kv is not None else None,
         "total_gb": (weights + (kv or 0)) / 1e9,
+        "weights_text": size_text(weights),
+        "kv_text": size_text(kv) if kv is not None else None,
+        "total_text": size_text(weights + (kv or 0)),
         "context": KV_CONTEXT,
     }
