@@ -218,6 +218,6 @@ def gather(
         "eval_command": eval_command(recipe.name, ev),
         "lm_eval_commands": lm_eval_commands(recipe, ev),
         "serving": serving_memory(recipe, build, Layout(workdir, recipe.name).model),
-        "intended_use": INTENDED[method_class(recipe)],
-        "method_class": method_class(recipe),
+        "intended_use": INTENDED[kind := method_class(recipe)],
+        "method_class": kind,
     }

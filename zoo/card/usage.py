@@ -17,7 +17,6 @@ from zoo.recipe import Recipe
 from zoo.records import BuildRecord
 
 KV_CONTEXT = 8192
-NATIVE = {"quip", "pbllm", "billm", "dbllm", "slimllm"}  # zoo's own fake-quant implementations
 
 INTENDED = {
     "weight-only": (
@@ -43,7 +42,7 @@ INTENDED = {
 def method_class(recipe: Recipe) -> str:
     if recipe.format == "adapter":
         return "adapter"
-    if recipe.method in NATIVE:
+    if recipe.format == "fake":  # zoo's own 1-2 bit methods: quantized, then stored dequantized in 16-bit
         return "research"
     return "w8a8" if recipe.activations else "weight-only"
 

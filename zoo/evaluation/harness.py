@@ -232,8 +232,9 @@ def write_samples(path: Path, samples: dict[str, list[Any]]) -> str:
     """lm-eval's per-item records as gzip JSON lines (``{"task": ..., **record}``), atomically; their sha256.
     The gzip header carries no time or name, so the same outputs give the same bytes."""
     import gzip
-    import hashlib
     import os
+
+    from zoo.workdir import sha256_file
 
     tmp = path.with_name(f".{path.name}.partial")
     try:
@@ -241,7 +242,7 @@ def write_samples(path: Path, samples: dict[str, list[Any]]) -> str:
             for task in sorted(samples):
                 for row in samples[task]:
                     out.write(json.dumps({"task": task, **row}, default=str, sort_keys=True).encode() + b"\n")
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        digest = sha256_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
