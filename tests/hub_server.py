@@ -52,6 +52,7 @@ class Entry:
 @dataclass
 class Repo:
     private: bool
+    gated: str | bool = False  # the access setting: False, "auto" or "manual"
     refs: dict[str, str] = field(default_factory=dict)  # branch or tag -> commit id
     commits: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"files", "message", "parent"}
 
@@ -215,6 +216,7 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", self.commit),
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>[^/]+)", self.tag),
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/branch/(?P<branch>[^/]+)", self.branch),
+            ("PUT", r"/api/models/(?P<repo>[^/]+/[^/]+)/settings", self.settings),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/refs", self.refs),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/commits/(?P<rev>[^/]+)", self.history),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)", self.info),
@@ -282,6 +284,17 @@ class Handler(BaseHTTPRequestHandler):
         self.state.commit(repo, "main", {}, "initial commit")
         self.state.repos[repo_id] = repo
         self._send(200, {"url": f"{self.base_url}/{repo_id}", "name": repo_id})
+
+    def settings(self, query: Any, repo: str) -> None:
+        body = json.loads(self._body() or b"{}")
+        r = self._repo(repo, need_write=True)
+        if r is None:
+            return
+        if body.get("gated") not in (None, False, "auto", "manual"):
+            return self._error(400, "BadRequest", f"invalid gated value {body.get('gated')!r}")
+        if "gated" in body:
+            r.gated = body["gated"]
+        self._send(200, {})
 
     def validate_yaml(self, query: Any) -> None:
         import yaml
@@ -436,6 +449,7 @@ class Handler(BaseHTTPRequestHandler):
                 "modelId": repo,
                 "sha": cid,
                 "private": r.private,
+                "gated": r.gated,
                 "siblings": [{"rfilename": p} for p in sorted(files)],
             },
         )

@@ -30,6 +30,30 @@ LLAMA3_8B = {
     "eos_token_id": 128001,
 }
 LLAMA3_70B = {**LLAMA3_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64}
+# Meta-Llama-3-8B's card front matter as published (its gating prompt shortened) and its license files
+META_CARD = """---
+language:
+- en
+pipeline_tag: text-generation
+license: llama3
+extra_gated_prompt: >-
+  ### META LLAMA 3 COMMUNITY LICENSE AGREEMENT
+
+  Meta Llama 3 Version Release Date: April 18, 2024
+extra_gated_fields:
+  First Name: text
+  Last Name: text
+  Date of birth: date_picker
+  Country: country
+  Affiliation: text
+  geo: ip_location
+  By clicking Submit below I accept the terms of the license and acknowledge that the information I provide will be collected stored processed and shared in accordance with the Meta Privacy Policy: checkbox
+extra_gated_description: The information you provide will be collected, stored, processed and shared in accordance with the [Meta Privacy Policy](https://www.facebook.com/privacy/policy/).
+extra_gated_button_content: Submit
+---
+## Model Details
+"""
+META_LICENSE = {"LICENSE": b"META LLAMA 3 COMMUNITY LICENSE AGREEMENT\n", "USE_POLICY.md": b"# Meta Llama 3 Acceptable Use Policy\n"}
 PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
 LLAVA_NEXT_8B = {
     "architectures": ["LlavaNextForConditionalGeneration"],
@@ -126,6 +150,7 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
         files = {p.name: p.read_bytes() for p in tiny.iterdir() if p.name != "model.safetensors"}
         files["config.json"] = json.dumps(LLAMA3_8B).encode()
         files["model.safetensors.index.json"] = b'{"weight_map": {}}'  # present in the real repo; never fetched whole
+        files.update(META_LICENSE, **{"README.md": META_CARD.encode()})
         commit = server.state.craft("meta-llama/Meta-Llama-3-8B", files)
         add_datasets(server)
         catalog = tmp_path / "recipes"
@@ -138,9 +163,11 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
         env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0",
                    HF_DATASETS_OFFLINE="0")  # fmt: skip
         res = subprocess.run(
-            [sys.executable, "-m", "zoo", "rehearse", "llama3-8b-gptq-4bit", "--json", "--recipes", str(catalog)],
-            cwd=ROOT, env={**env, "ZOO_WORKDIR": str(tmp_path / "work")}, capture_output=True, text=True, timeout=900,
+            [sys.executable, "-m", "zoo", "rehearse", "llama3-8b-gptq-4bit", "--json", "--push", "--recipes", str(catalog)],
+            cwd=ROOT, env={**env, "ZOO_WORKDIR": str(tmp_path / "work"), "HF_TOKEN": server.state.token},
+            capture_output=True, text=True, timeout=900,
         )  # fmt: skip
+        pushed = server.state.repos.get("zoo-models/llama3-8b-gptq-4bit")
     finally:
         server.stop()
     assert res.returncode == 0, res.stdout + res.stderr[-3000:]
@@ -159,6 +186,17 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
     assert {"arc_easy/acc", "piqa/acc", "hellaswag/acc_norm", "winogrande/acc"} <= set(ev["metrics"])
     card = (tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "card" / "README.md").read_text()
     assert "- Salesforce/wikitext" in card  # the calibration set in the front matter (a --limit run lists no results)
+    # a derivative of a gated base: its license files, the base's gating prompt and form, a gated repo
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card).data.to_dict()
+    assert data["extra_gated_prompt"].startswith("### META LLAMA 3 COMMUNITY LICENSE AGREEMENT")
+    assert data["extra_gated_fields"]["Country"] == "country" and data["extra_gated_button_content"] == "Submit"
+    assert "| Access | gated like its base" in card and "Built with Meta Llama 3" in card
+    assert pushed is not None and pushed.gated == "auto"
+    head = pushed.commits[pushed.refs["main"]]["files"]
+    assert head["LICENSE"].data == META_LICENSE["LICENSE"] and head["USE_POLICY.md"].data == META_LICENSE["USE_POLICY.md"]
+    assert head["README.md"].data.decode() == card
 
 
 @pytest.mark.slow

@@ -101,6 +101,7 @@ class BuildRecord(Record):
     recipe_sha256: str
     recipe: dict[str, Any]
     base: dict[str, Any]  # the base's identity (repo and commit, or built-in / path and hash)
+    base_gating: dict[str, Any] = {}  # the base card's extra_gated_* fields, mirrored by the release card
     method: dict[str, Any]  # name, format, and what the method reports about its run
     seed: int
     calibration: dict[str, Any] | None  # the calibration data's identity; None for data-free methods

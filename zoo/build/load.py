@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # The license files a derivative must carry (Llama 3's license asks for LICENSE and the use policy).
 LICENSE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "USE_POLICY.md", "NOTICE", "NOTICE.md", "NOTICE.txt")
-WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", *LICENSE_FILES]
+# README.md: the base's card, read only for its gating fields (``gating``)
+WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "README.md", *LICENSE_FILES]
+GATING_PREFIX = "extra_gated_"
 
 
 def copy_license_files(base: Path, out: Path) -> list[str]:
@@ -36,6 +38,24 @@ def copy_license_files(base: Path, out: Path) -> list[str]:
             shutil.copyfile(src, out / name)
             copied.append(name)
     return copied
+
+
+def gating(base: Path) -> dict[str, Any]:
+    """The base card's ``extra_gated_*`` fields (Meta's license prompt and form), which a derivative of
+    a gated base mirrors: the same terms are accepted before its weights are downloaded. Empty when the
+    base has no card, no front matter, or is not gated."""
+    card = base / "README.md"
+    if not card.is_file():
+        return {}
+    import yaml
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        data = metadata_load(card) or {}
+    except (ValueError, OSError, yaml.YAMLError) as e:  # a base card whose YAML does not parse: mirror nothing, say so
+        log.warning("the base's README.md front matter does not parse (%s); its gating fields are not mirrored", e)
+        return {}
+    return {k: v for k, v in data.items() if k.startswith(GATING_PREFIX)}
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
             recipe_sha256=recipe_sha256(recipe),
             recipe=recipe.model_dump(mode="json"),
             base=source.identity,
+            base_gating=base_loader.gating(source.path),
             method={"name": spec.name, "format": recipe.format, **method_info},
             seed=recipe.calibration.seed,
             calibration=calibration.identity if calibration else None,

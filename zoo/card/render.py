@@ -199,6 +199,8 @@ def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
         datasets=datasets,
         eval_results=results or None,
         quantized_by="zoo",
+        # a gated base's license prompt and form, so the derivative asks for the same acceptance
+        **((ctx["build"] or {}).get("base_gating") or {}),
     )
 
 

@@ -154,6 +154,11 @@ def _publish(
     total = len(entries) + 1
     if not dry_run:
         hub.call(api.create_repo, repo_id, private=recipe.hub.private if private is None else private, exist_ok=True)
+        if BuildRecord.require(layout).base_gating:
+            # before any weight is uploaded: a gated base's derivative is never downloadable ungated.
+            # "auto" grants access on accepting the mirrored prompt; the base's own review stays Meta's.
+            hub.call(api.update_repo_settings, repo_id, gated="auto")
+            log.info("%s: %s is gated like its base (the card carries the base's license prompt)", name, repo_id)
     try:
         branches, tags = _refs(api, repo_id)
     except RepositoryNotFoundError:

@@ -17,13 +17,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from zoo.build.load import LICENSE_FILES
 from zoo.errors import ZooError
 from zoo.workdir import staging
 
 log = logging.getLogger(__name__)
 
-# The small files of a model repo; weights (and their shard index) are never fetched.
-SMALL_FILES = ["*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
+# The small files of a model repo; weights (and their shard index) are never fetched. The card and
+# license files come too: a release carries the base's license and mirrors its gating.
+SMALL_FILES = ["*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "README.md", *LICENSE_FILES]
 SKIP = (".safetensors.index.json", ".bin.index.json")
 LAYERS = 2
 HEAD_DIM = 64
