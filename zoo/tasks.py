@@ -26,6 +26,8 @@ class TaskSpec:
     task_file: str | None = None  # under lm_eval/tasks/ (MMLU: one file per subject)
     columns: tuple[str, ...] = ()  # what an offline <task>.jsonl row must hold
     card_type: str = "multiple-choice"  # model-index task type
+    filter: str = "none"  # the harness's filter the metrics are reported under (``<metric>,<filter>``)
+    judge: bool = False  # scored by an LLM judge (lmms-eval's OpenAI client): needs OPENAI_API_KEY
 
     @property
     def task_dir(self) -> str | None:
@@ -49,10 +51,16 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("winogrande", "lm-eval", 0, ("acc",), "allenai/winogrande", "winogrande_xl", "validation",
                  "winogrande/default.yaml", ("sentence", "option1", "option2", "answer")),
         TaskSpec("mmlu", "lm-eval", 5, ("acc",), "cais/mmlu", "all", "test", None, ("question", "choices", "answer")),
-        TaskSpec("ai2d", "lmms-eval", 0, ("exact_match",), "lmms-lab/ai2d", None, "test"),
-        TaskSpec("chartqa", "lmms-eval", 0, ("relaxed_overall",), "lmms-lab/ChartQA", None, "test"),
-        TaskSpec("docvqa_val", "lmms-eval", 0, ("anls",), "lmms-lab/DocVQA", "DocVQA", "validation"),
-        TaskSpec("mme", "lmms-eval", 0, ("mme_cognition_score", "mme_percetion_score"), "lmms-lab/MME", None, "test"),
-        TaskSpec("mmbench_en_dev", "lmms-eval", 0, ("gpt_eval_score",), "lmms-lab/MMBench", "en", "dev"),
+        # lmms-eval 0.7.3 reads its task data from lmms-lab-encoder/* (earlier releases: lmms-lab/*)
+        TaskSpec("ai2d", "lmms-eval", 0, ("exact_match",), "lmms-lab-encoder/ai2d", None, "test",
+                 columns=("question", "options", "answer", "image"), filter="flexible-extract"),
+        TaskSpec("chartqa", "lmms-eval", 0, ("relaxed_overall",), "lmms-lab-encoder/ChartQA", None, "test",
+                 columns=("type", "question", "answer", "image")),
+        TaskSpec("docvqa_val", "lmms-eval", 0, ("anls",), "lmms-lab-encoder/DocVQA", "DocVQA", "validation",
+                 columns=("question", "answers", "image")),
+        TaskSpec("mme", "lmms-eval", 0, ("mme_cognition_score", "mme_perception_score"), "lmms-lab-encoder/MME", None, "test",
+                 columns=("question_id", "question", "answer", "category", "image")),
+        TaskSpec("mmbench_en_dev", "lmms-eval", 0, ("gpt_eval_score",), "lmms-lab-encoder/MMBench", "en", "dev",
+                 judge=True),
     )
 }  # fmt: skip

@@ -77,6 +77,11 @@ class Layout:
         return self.folder / "push.json"
 
     @property
+    def signature(self) -> Path:
+        """The last manifest ``zoo push --sign-key`` signed, and its signature (reused while unchanged)."""
+        return self.folder / "signature"
+
+    @property
     def offload(self) -> Path:
         return self.folder / ".offload"
 

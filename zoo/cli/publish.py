@@ -5,12 +5,32 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from zoo.cli import catalog_root, cli, device_option, errors, json_option, require, to_json, wait_option, workdir_option
 from zoo.cli.table import table
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.publish.sign import Signer
+
+sign_key_option = click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path),
+    envvar="ZOO_SIGNING_KEY_FILE",
+    help="Sign the release manifest with this elliptic-curve private key (PEM; env ZOO_SIGNING_KEY_FILE).",
+)
+sigstore_option = click.option(
+    "--sigstore", is_flag=True, help="Sign keylessly with Sigstore, using the CI job's OIDC identity."
+)
+
+
+def signer_for(key: Path | None, sigstore: bool) -> Signer | None:
+    from zoo.publish.sign import Signer
+
+    return Signer(key, sigstore) if key is not None or sigstore else None
 
 
 @cli.command("push")
@@ -21,6 +41,8 @@ from zoo.errors import ZooError
 @click.option("--private/--public", default=None, help="Visibility of a new repo (default: the recipe's).")
 @click.option("--revision", default="main", show_default=True, help="Branch to commit to.")
 @click.option("--dry-run", is_flag=True, help="List what would change; upload nothing. Needs no token (compares anonymously).")
+@sign_key_option
+@sigstore_option
 @wait_option
 @json_option
 @click.pass_context
@@ -34,6 +56,8 @@ def push_cmd(
     private: bool | None,
     revision: str,
     dry_run: bool,
+    sign_key: Path | None,
+    sigstore: bool,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -47,7 +71,7 @@ def push_cmd(
         check_repo_id(repo_id)  # before anything else, and before any network call
     recipe = load(name, catalog_root(ctx))
     repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
-    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run, wait)
+    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run, wait, signer_for(sign_key, sigstore))
     if as_json:
         click.echo(to_json(r))
     elif r.status == "dry-run":
@@ -73,10 +97,25 @@ def push_cmd(
 @click.option(
     "--force", is_flag=True, help="Pull into a folder holding other files; only the files the release lists are overwritten."
 )
+@click.option(
+    "--verify-with",
+    metavar="KEY|sigstore:IDENTITY",
+    help="Refuse unless the release manifest is signed by this public key (PEM) or Sigstore identity (exit 10).",
+)
+@click.option("--oidc-issuer", default=None, help="With sigstore:IDENTITY: the identity's OIDC issuer (default: GitHub Actions).")
 @json_option
 @click.pass_context
 @errors
-def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Path | None, force: bool, as_json: bool) -> None:
+def pull_cmd(
+    ctx: click.Context,
+    name: str,
+    revision: str | None,
+    local_dir: Path | None,
+    force: bool,
+    verify_with: str | None,
+    oidc_issuer: str | None,
+    as_json: bool,
+) -> None:
     """Download NAME (a recipe name or owner/repo) and verify every file against the release manifest."""
     from zoo.catalog import recipes_dir
     from zoo.publish.pull import pull
@@ -85,13 +124,15 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
         root: Path | None = recipes_dir(ctx.obj.get("recipes"))
     except ZooError:
         root = None  # users without a checkout pull by repo id
-    r = pull(name, root, revision, local_dir, force)
+    r = pull(name, root, revision, local_dir, force, verify_with, oidc_issuer)
     if as_json:
         click.echo(to_json(r))
         return
     click.echo(
         f"{r.repo_id}@{r.revision} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}"
     )
+    if r.signed_by:
+        click.echo(f"signed by {r.signed_by}: the release manifest's signature verifies")
     if r.provenance:  # as the publisher wrote it: integrity is proven above, the publisher's identity is not
         p = r.provenance
         click.echo(
@@ -107,6 +148,8 @@ def pull_cmd(ctx: click.Context, name: str, revision: str | None, local_dir: Pat
 @device_option
 @click.option("--limit", type=click.IntRange(min=1), help="Quick evaluation: at most N items per task (recorded in the card).")
 @click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload (needs no token).")
+@sign_key_option
+@sigstore_option
 @wait_option
 @json_option
 @click.pass_context
@@ -118,6 +161,8 @@ def release_cmd(
     device: str,
     limit: int | None,
     dry_run: bool,
+    sign_key: Path | None,
+    sigstore: bool,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -126,7 +171,8 @@ def release_cmd(
     from zoo.publish.release import release
     from zoo.workdir import workdir as default_workdir
 
-    outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run, wait)
+    signer = signer_for(sign_key, sigstore)
+    outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run, wait, signer)
     rows = [
         {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push")}, "error": o.error}
         for o in outcomes

@@ -228,6 +228,11 @@ def _evaluate(
     backend: str,
 ) -> EvalResult:
     workdir, folder, build_json = layout.workdir, layout.folder, layout.build_json
+    vision = [t for t in recipe.eval.tasks if TASKS[t].harness == "lmms-eval"]
+    if vision:  # a missing judge key or token fails here, not after hours of perplexity
+        from zoo.evaluation.vision import check
+
+        check(vision)
     from zoo.build.run import check_recipe
 
     build = BuildRecord.checked(layout)  # a truncated or altered checkpoint stops here, not in a loader

@@ -20,6 +20,7 @@ from typing import Any
 from zoo.errors import HubError, TokenError
 from zoo.publish import hub
 from zoo.publish.manifest import MANIFEST, Entry
+from zoo.publish.sign import SIGNATURE
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord
 from zoo.workdir import Layout
@@ -80,6 +81,22 @@ def _same(local: Path | bytes, sha: str, remote: Any) -> bool:
     return bool(remote.size == size and remote.blob_id == oid)
 
 
+def remote_file(repo_id: str, revision: str, path: str) -> bytes | None:
+    """One small file of the remote branch, or None when the repo, branch or file is not there."""
+    import tempfile
+
+    from huggingface_hub import get_token, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    hub.prepare()
+    with tempfile.TemporaryDirectory(prefix="zoo-remote-") as tmp:
+        try:
+            got = hub.call(hf_hub_download, repo_id, path, revision=revision, local_dir=tmp, token=get_token() or False)
+        except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError):
+            return None
+        return Path(got).read_bytes()
+
+
 def _refs(api: Any, repo_id: str) -> tuple[dict[str, str], dict[str, str]]:
     refs = hub.call(api.list_repo_refs, repo_id)
     return {b.name: b.target_commit for b in refs.branches}, {t.name: t.target_commit for t in refs.tags}
@@ -112,10 +129,12 @@ def publish(
     dry_run: bool,
     files: dict[str, Path],
     entries: list[Entry],
-    manifest: bytes,
+    extras: dict[str, bytes],
     tag: str,
 ) -> PushResult:
-    """Compare, commit and tag; a dry run only compares, anonymously when there is no token."""
+    """Compare, commit and tag; a dry run only compares, anonymously when there is no token.
+
+    ``extras``: files made here rather than read from the workdir - the manifest, and its signature."""
     import httpx
     from huggingface_hub import HfApi, get_token
 
@@ -124,7 +143,7 @@ def publish(
     api = HfApi(token=tok or False)
     action = "reading the remote"
     try:
-        return _publish(api, recipe, layout, repo_id, private, revision, dry_run, files, entries, manifest, tag, bool(tok))
+        return _publish(api, recipe, layout, repo_id, private, revision, dry_run, files, entries, extras, tag, bool(tok))
     except (OSError, RuntimeError, httpx.HTTPError) as e:
         if isinstance(e, RuntimeError) and not hub.network_failure(e):
             raise  # not a transfer failure: a bug, keep its traceback
@@ -141,7 +160,7 @@ def _publish(
     dry_run: bool,
     files: dict[str, Path],
     entries: list[Entry],
-    manifest: bytes,
+    extras: dict[str, bytes],
     tag: str,
     has_token: bool,
 ) -> PushResult:
@@ -151,7 +170,7 @@ def _publish(
     from zoo import __version__
 
     name = recipe.name
-    total = len(entries) + 1
+    total = len(entries) + len(extras)
     if not dry_run:
         hub.call(api.create_repo, repo_id, private=recipe.hub.private if private is None else private, exist_ok=True)
         if BuildRecord.require(layout).base_gating:
@@ -164,7 +183,7 @@ def _publish(
     except RepositoryNotFoundError:
         if not dry_run:
             raise
-        everything = tuple(sorted([*files, MANIFEST]))
+        everything = tuple(sorted([*files, *extras]))
         note = "not found on the Hub (or private" + (")" if has_token else ", and no token was given)")
         return PushResult(name, repo_id, revision, "dry-run", None, tag, everything, (), 0, f"{repo_id} {note}: the local plan")
     if revision not in branches and not dry_run:
@@ -174,9 +193,13 @@ def _publish(
     remote = _tree(api, repo_id, hub.check_commit(head, f"{repo_id}@{revision}")) if head else {}
     shas = {e.path: e.sha256 for e in entries}
     changed = [p for p in files if p not in remote or not _same(files[p], shas[p], remote[p])]
-    if MANIFEST not in remote or not _same(manifest, hashlib.sha256(manifest).hexdigest(), remote[MANIFEST]):
-        changed.append(MANIFEST)
-    deleted = tuple(sorted(p for p in remote if p not in files and p != MANIFEST and p not in KEEP_REMOTE))
+    for p, data in extras.items():
+        if p not in remote or not _same(data, hashlib.sha256(data).hexdigest(), remote[p]):
+            changed.append(p)
+    keep = set(KEEP_REMOTE)
+    if SIGNATURE not in extras and MANIFEST not in changed:
+        keep.add(SIGNATURE)  # pushed unsigned, unchanged: the signature already there still signs these bytes
+    deleted = tuple(sorted(p for p in remote if p not in files and p not in extras and p not in keep))
     unchanged = total - len(changed)
     existing = tags.get(tag)
     if existing is not None and (changed or deleted or existing != head):
@@ -188,7 +211,7 @@ def _publish(
     commit = head
     if changed or deleted:
         ops: list[Any] = [
-            CommitOperationAdd(path_in_repo=p, path_or_fileobj=manifest if p == MANIFEST else str(files[p])) for p in changed
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=extras[p] if p in extras else str(files[p])) for p in changed
         ]
         ops += [CommitOperationDelete(path_in_repo=p, is_folder=False) for p in deleted]
         build = BuildRecord.require(layout)

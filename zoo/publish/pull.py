@@ -38,6 +38,7 @@ class PullResult:
     total_bytes: int
     reused: int = 0  # files already in place from an earlier pull, re-verified, not downloaded
     provenance: dict[str, str] = field(default_factory=dict)  # what the weights' headers say (zoo.* keys)
+    signed_by: str | None = None  # who signed the manifest, when --verify-with proved it
 
 
 def repo_id_for(name: str, recipes: Path | None) -> str:
@@ -89,13 +90,25 @@ def _tree(api: Any, repo_id: str, commit: str) -> dict[str, int]:
 
 
 def pull(
-    name: str, recipes: Path | None, revision: str | None = None, local_dir: Path | None = None, force: bool = False
+    name: str,
+    recipes: Path | None,
+    revision: str | None = None,
+    local_dir: Path | None = None,
+    force: bool = False,
+    verify_with: str | None = None,
+    oidc_issuer: str | None = None,
 ) -> PullResult:
+    """Download a release into a folder of its own and prove every file against its manifest; with
+    ``verify_with``, first prove the manifest against its signature (who published it)."""
     import httpx
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     repo_id = repo_id_for(name, recipes)
+    if verify_with is not None:
+        from zoo.publish.sign import check_verify_with
+
+        check_verify_with(verify_with)
     target = inspect(Path(local_dir or repo_id.split("/")[-1]), repo_id, force)
     hub.prepare()
     api = HfApi()
@@ -116,6 +129,7 @@ def pull(
         manifest = Path(_download(api, repo_id, MANIFEST, commit, staged))
         keep_partial = False
         entries = parse(manifest.read_bytes(), source)
+        signed_by = _check_signature(api, repo_id, commit, tree, staged, manifest, source, verify_with, oidc_issuer)
         for e in entries:
             if e.path not in tree:
                 raise VerifyError(f"{source}: {MANIFEST} lists {e.path!r} but the repo has no such file; nothing was kept")
@@ -161,7 +175,42 @@ def pull(
     weights = sorted(e.path for e in entries if e.path.endswith(".safetensors"))
     meta = read_metadata(target.root / weights[0]) if weights else {}
     provenance = {k.removeprefix(PREFIX): v for k, v in meta.items() if k.startswith(PREFIX)}
-    return PullResult(repo_id, label, commit, target.root, len(entries), total, len(entries) - len(fresh), provenance)
+    return PullResult(repo_id, label, commit, target.root, len(entries), total, len(entries) - len(fresh), provenance, signed_by)
+
+
+def _check_signature(
+    api: Any,
+    repo_id: str,
+    commit: str,
+    tree: dict[str, int],
+    staged: Path,
+    manifest: Path,
+    source: str,
+    verify_with: str | None,
+    oidc_issuer: str | None,
+) -> str | None:
+    """Who signed the manifest (None when not asked); VerifyError before any other file is fetched."""
+    from zoo.publish.sign import GITHUB_ISSUER, SIGNATURE, verify
+
+    if verify_with is None:
+        if SIGNATURE in tree:
+            log.info("%s is signed; pass --verify-with KEY to prove who published it", source)
+        return None
+    if SIGNATURE not in tree:
+        raise VerifyError(
+            f"{source} has no {SIGNATURE}, so who published it cannot be proven; nothing was written; "
+            "fix: ask the publisher to push with --sign-key, or pull without --verify-with"
+        )
+    if tree[SIGNATURE] > MAX_BYTES:
+        raise VerifyError(f"{source}: {SIGNATURE} is {tree[SIGNATURE]} bytes, too large to be one; nothing was written")
+    sig = Path(_download(api, repo_id, SIGNATURE, commit, staged))
+    try:
+        return verify(manifest, sig, verify_with, oidc_issuer or GITHUB_ISSUER)
+    except VerifyError as e:
+        raise VerifyError(
+            f"{source}: {e}; nothing was written; fix: check --verify-with names the publisher's key, "
+            "and report it to the publisher if it does"
+        ) from None
 
 
 def _download(api: Any, repo_id: str, path: str, commit: str, staged: Path) -> str:

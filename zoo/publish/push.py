@@ -18,6 +18,7 @@ import logging
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.errors import HubError, NotReadyError, UsageError, VerifyError
 from zoo.publish import hub
@@ -26,6 +27,9 @@ from zoo.publish.manifest import MANIFEST, Entry, dump, tag_for
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, CardRecord, EvalRecord, PushRecord
 from zoo.workdir import Layout, sha256_file
+
+if TYPE_CHECKING:
+    from zoo.publish.sign import Signer
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +85,10 @@ def push(
     revision: str = "main",
     dry_run: bool = False,
     wait: bool = False,
+    signer: Signer | None = None,
 ) -> PushResult:
-    """Publish ``recipe``'s release; holds the recipe's lock so no stage rewrites it meanwhile."""
+    """Publish ``recipe``'s release; holds the recipe's lock so no stage rewrites it meanwhile.
+    With ``signer``, the manifest's signature (``zoo-release.sig``) goes up beside it."""
     from zoo.lock import stage_lock
 
     repo_id = hub.check_repo_id(repo_id or recipe.repo_id)
@@ -101,9 +107,15 @@ def push(
         files = publish_files(layout, build)
         entries = release_entries(layout, build, files)
         manifest = dump(recipe.name, entries)
-        from zoo.publish.commit import publish
+        from zoo.publish.commit import publish, remote_file
 
-        result = publish(recipe, layout, repo_id, private, revision, dry_run, files, entries, manifest, tag_for(manifest))
+        extras = {MANIFEST: manifest}
+        if signer is not None:
+            from zoo.publish.sign import SIGNATURE, signature
+
+            fetch = lambda: remote_file(repo_id, revision, SIGNATURE)  # noqa: E731
+            extras[SIGNATURE] = signature(layout.signature, manifest, signer, fetch)
+        result = publish(recipe, layout, repo_id, private, revision, dry_run, files, entries, extras, tag_for(manifest))
         if result.status != "dry-run" and result.commit:  # what the cards of siblings may link to
             PushRecord(
                 repo_id=result.repo_id,

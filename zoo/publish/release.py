@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.publish.sign import Signer
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,14 @@ class ReleaseOutcome:
 
 
 def release_one(
-    name: str, root: Path, workdir: Path, device: str, limit: int | None, dry_run: bool, wait: bool = False
+    name: str,
+    root: Path,
+    workdir: Path,
+    device: str,
+    limit: int | None,
+    dry_run: bool,
+    wait: bool = False,
+    signer: Signer | None = None,
 ) -> ReleaseOutcome:
     """One recipe's four stages under one hold of its lock, so no other zoo process runs a stage between them."""
     from zoo.build import build
@@ -48,7 +59,7 @@ def release_one(
             catalog = siblings(root)
             stages[stage] = render(recipe, catalog, workdir).status
             stage = "push"
-            result = push(recipe, workdir, dry_run=dry_run)
+            result = push(recipe, workdir, dry_run=dry_run, signer=signer)
             stages[stage] = f"{result.status} {result.repo_id}" + (f" ({len(result.changed)} files)" if result.changed else "")
         return ReleaseOutcome(name, True, stages)
     except ZooError as e:
@@ -65,5 +76,6 @@ def release(
     limit: int | None = None,
     dry_run: bool = False,
     wait: bool = False,
+    signer: Signer | None = None,
 ) -> list[ReleaseOutcome]:
-    return [release_one(n, root, workdir, device, limit, dry_run, wait) for n in names]
+    return [release_one(n, root, workdir, device, limit, dry_run, wait, signer) for n in names]
