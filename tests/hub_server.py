@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from tests.hub_collections import CollectionRoutes
+
 LFS_SUFFIXES = (".safetensors", ".png", ".bin", ".pt")
 
 
@@ -70,6 +72,7 @@ class HubState:
         self.retry_after = "1"
         self.stall: list[str] = []  # regexes on "METHOD /path" that never get an answer
         self.gated: set[str] = set()  # repo ids whose files answer 403 GatedRepo, as for terms not accepted
+        self.collections: dict[str, dict[str, Any]] = {}  # slug -> the collection, as the Hub's API returns it
         self.released = threading.Event()
 
     def craft(
@@ -100,7 +103,7 @@ class HubState:
         entry.data = entry.data[:-1] + bytes([entry.data[-1] ^ 0xFF])  # same size, same oids, other bytes
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(CollectionRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: HubState
     base_url: str
@@ -175,6 +178,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:  # noqa: N802
         self._route()
 
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._route()
+
     def _route(self) -> None:
         url = urlparse(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
@@ -223,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)", self.info),
             ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?P<sub>/.*)?", self.tree),
             ("GET|HEAD", r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)", self.resolve),
+            *self.collection_routes(),
         ]
         for method, pattern, fn in routes:
             m = re.fullmatch(pattern, raw)

@@ -582,7 +582,7 @@ def test_release_workflow_keeps_matrix_values_out_of_shell_and_the_token_on_publ
             run = step.get("run", "")
             assert "${{" not in run, run  # values reach shell only through env
             if "secrets.HF_TOKEN" in json.dumps(step.get("env", {})):
-                assert re.search(r"\bzoo (push|release)\b", run) and "--dry-run" not in run, step
+                assert re.search(r"\bzoo (push|release|collection sync)\b", run) and "--dry-run" not in run, step
 
 
 # -- workdir files are data -----------------------------------------------------------------------------

@@ -208,4 +208,4 @@ def main() -> None:
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
-from zoo.cli import catalog, publish, rehearse, stages  # noqa: E402,F401  (registers the commands)
+from zoo.cli import catalog, publish, rehearse, site, stages  # noqa: E402,F401  (registers the commands)

@@ -22,9 +22,7 @@ sign_key_option = click.option(
     envvar="ZOO_SIGNING_KEY_FILE",
     help="Sign the release manifest with this elliptic-curve private key (PEM; env ZOO_SIGNING_KEY_FILE).",
 )
-sigstore_option = click.option(
-    "--sigstore", is_flag=True, help="Sign keylessly with Sigstore, using the CI job's OIDC identity."
-)
+sigstore_option = click.option("--sigstore", is_flag=True, help="Sign keylessly with Sigstore, using the CI job's OIDC identity.")
 
 
 def signer_for(key: Path | None, sigstore: bool) -> Signer | None:
@@ -174,7 +172,7 @@ def release_cmd(
     signer = signer_for(sign_key, sigstore)
     outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run, wait, signer)
     rows = [
-        {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push")}, "error": o.error}
+        {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push", "collection")}, "error": o.error}
         for o in outcomes
     ]
     click.echo(to_json(outcomes) if as_json else table(rows))
@@ -184,15 +182,51 @@ def release_cmd(
         sys.exit(1)
 
 
+@cli.group("collection")
+def collection_group() -> None:
+    """Hub Collections: one per base model, holding its pushed variants."""
+
+
+@collection_group.command("sync")
+@click.argument("names", nargs=-1)
+@workdir_option
+@click.option("--dry-run", is_flag=True, help="Say what would be added or changed; write nothing.")
+@json_option
+@click.pass_context
+@errors
+def collection_sync_cmd(ctx: click.Context, names: tuple[str, ...], workdir: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Put every variant pushed from the workdir (or NAME...) into its base's collection, with a note each."""
+    from zoo.catalog import load, siblings
+    from zoo.publish.collections import sync
+    from zoo.workdir import workdir as default_workdir
+
+    root = catalog_root(ctx)
+    chosen = {load(n, root).name for n in names} if names else None
+    results = sync(siblings(root), default_workdir(workdir), chosen, dry_run)
+    if as_json:
+        click.echo(to_json(results))
+        return
+    if not results:
+        click.echo("nothing pushed from this workdir yet; fix: zoo push NAME first")
+    for r in results:
+        verb = "would add" if dry_run else "added"
+        where = r.url or f"{r.namespace} (new collection)"
+        click.echo(f"{where}: {verb} {len(r.added)}, notes {'to update' if dry_run else 'updated'} {len(r.updated)}, "
+                   f"{r.unchanged} unchanged")  # fmt: skip
+
+
 @cli.command("matrix")
+@click.argument("names", nargs=-1)
 @click.option("--changed-since", help="Only recipes whose file, or a file they extend, changed since this git ref.")
 @click.option("--family", help="llama3, llava-next, or a base such as llama3-70b.")
 @click.option("--method", help="A method name, e.g. gptq.")
 @click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: the matrix is always JSON.")
 @click.pass_context
 @errors
-def matrix_cmd(ctx: click.Context, changed_since: str | None, family: str | None, method: str | None, as_json: bool) -> None:
+def matrix_cmd(
+    ctx: click.Context, names: tuple[str, ...], changed_since: str | None, family: str | None, method: str | None, as_json: bool
+) -> None:
     """The recipes as a GitHub Actions matrix (JSON), with runner labels by memory need."""
     from zoo.publish.matrix import matrix
 
-    click.echo(json.dumps(matrix(catalog_root(ctx), changed_since, family, method)))
+    click.echo(json.dumps(matrix(catalog_root(ctx), changed_since, family, method, names)))

@@ -81,11 +81,11 @@ def _bnb_linear(w: Any, bias: Any, blocksize: int, double_quant: bool, dtype: An
     import bitsandbytes as bnb
     import torch
 
-    lin = bnb.nn.Linear4bit(  # type: ignore[attr-defined,no-untyped-call]
+    lin = bnb.nn.Linear4bit(  # type: ignore[no-untyped-call]
         w.shape[1], w.shape[0], bias=bias is not None, compute_dtype=dtype, compress_statistics=double_quant,
         quant_type="nf4", device="meta",
     )  # fmt: skip
-    lin.weight = bnb.nn.Params4bit(  # type: ignore[attr-defined]
+    lin.weight = bnb.nn.Params4bit(
         w.to(dtype), requires_grad=False, compress_statistics=double_quant, quant_type="nf4", blocksize=blocksize
     )
     if bias is not None:

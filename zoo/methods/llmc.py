@@ -75,7 +75,7 @@ def _cpu_safe() -> Iterator[None]:
 def run(ctx: BuildContext[Any], modifiers: list[Any], data_free: bool = False) -> dict[str, Any]:
     """Apply ``modifiers`` with llm-compressor ``oneshot`` and save a compressed-tensors checkpoint."""
     import llmcompressor
-    from llmcompressor import oneshot  # type: ignore[attr-defined]
+    from llmcompressor import oneshot
 
     kwargs: dict[str, Any] = {"pipeline": "datafree"} if data_free else {}
     if not data_free:

@@ -60,11 +60,21 @@ def changed_files(ref: str, root: Path) -> set[Path]:
     return {(base / n).resolve() for n in names}
 
 
-def matrix(root: Path, changed_since: str | None = None, family: str | None = None, method: str | None = None) -> dict[str, Any]:
+def matrix(
+    root: Path,
+    changed_since: str | None = None,
+    family: str | None = None,
+    method: str | None = None,
+    names: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``names``: only these recipes (each checked, with a did-you-mean), narrowed further by the rest."""
     from zoo.catalog import entries, find, load
     from zoo.recipe.load import inherited_files
 
     rows = entries(root, family, method)
+    if names:
+        wanted = {load(n, root).name for n in names}
+        rows = [r for r in rows if r.name in wanted]
     if changed_since is not None:
         changed = changed_files(changed_since, root)
         rows = [r for r in rows if inherited_files(find(r.name, root)) & changed]

@@ -61,6 +61,12 @@ def release_one(
             stage = "push"
             result = push(recipe, workdir, dry_run=dry_run, signer=signer)
             stages[stage] = f"{result.status} {result.repo_id}" + (f" ({len(result.changed)} files)" if result.changed else "")
+            if not dry_run:
+                from zoo.publish.collections import sync
+
+                stage = "collection"
+                done = sync(catalog, workdir, {recipe.name})
+                stages[stage] = "; ".join(f"{len(c.added)} added, {len(c.updated)} updated" for c in done) or "skipped"
         return ReleaseOutcome(name, True, stages)
     except ZooError as e:
         log.error("%s: %s failed: %s", name, stage, str(e).splitlines()[0])

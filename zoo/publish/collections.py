@@ -1,0 +1,123 @@
+"""Hub Collections: one per base model and Hub namespace, holding every variant pushed from this workdir,
+each with a note (method, bits, quality kept), as publishers group their quantized checkpoints.
+
+Idempotent: the collection is found by its title in the namespace (created only when absent), an item
+is added only when missing and its note changed only when it differs, so a re-run makes no request
+that writes. Only repos with a ``push.json`` are added: a collection never lists a repo that was not
+published. Notes quote eval.json through the site's rows (one formatting of a variant everywhere).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.publish import hub
+from zoo.recipe import Recipe
+from zoo.records import PushRecord
+from zoo.workdir import Layout
+
+log = logging.getLogger(__name__)
+TITLE_MAX, NOTE_MAX, DESCRIPTION_MAX = 60, 500, 150
+
+
+@dataclass(frozen=True)
+class CollectionResult:
+    base: str
+    namespace: str
+    slug: str | None  # None in a dry run of a collection that does not exist yet
+    url: str | None
+    added: tuple[str, ...] = field(default=())
+    updated: tuple[str, ...] = field(default=())
+    unchanged: int = 0
+
+
+def title_for(base: str) -> str:
+    return f"{base.split('/')[-1]} quantized (zoo)"[:TITLE_MAX]
+
+
+def note_for(row: dict[str, Any]) -> str:
+    """What a browser of the collection reads beside the repo: the method and how much quality it kept."""
+    parts = [f"{row['method']} {row['bits_label']}"]
+    if row["ppl"] is not None:
+        recovery = f", {row['ppl_recovery_text']} of 16-bit" if row["ppl_recovery_text"] else ""
+        parts.append(f"{row['ppl_name']} perplexity {row['ppl_text']}{recovery}")
+    if row["acc"] is not None:
+        parts.append(f"zero-shot avg {row['acc_text']}" + (f" ({row['acc_recovery_text']})" if row["acc_recovery_text"] else ""))
+    if row["ppl"] is None and row["acc"] is None:
+        parts.append("not evaluated yet")
+    if row["limited"]:
+        parts.append("quick run (--limit)")
+    return "; ".join(parts)[:NOTE_MAX]
+
+
+def pushed(catalog: list[Recipe], workdir: Path, names: set[str] | None = None) -> dict[tuple[str, str], list[Recipe]]:
+    """(base, namespace) -> the variants published from this workdir there."""
+    groups: dict[tuple[str, str], list[Recipe]] = {}
+    for r in catalog:
+        if names is not None and r.name not in names:
+            continue
+        record = PushRecord.read(Layout(workdir, r.name))
+        if record is not None:
+            groups.setdefault((r.base_name, record.repo_id.split("/")[0]), []).append(r)
+    return groups
+
+
+def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dry_run: bool = False) -> list[CollectionResult]:
+    """Bring each base's collection up to date with what was pushed (of ``names``, or everything)."""
+    import httpx
+    from huggingface_hub import HfApi, get_token
+
+    from zoo.publish.commit import token
+
+    groups = pushed(catalog, workdir, names)
+    if not groups:
+        return []
+    hub.prepare()
+    api = HfApi(token=(get_token() or False) if dry_run else token())
+    out = []
+    for (base, namespace), recipes in sorted(groups.items()):
+        try:
+            out.append(_sync_one(api, base, namespace, recipes, workdir, dry_run))
+        except (OSError, RuntimeError, httpx.HTTPError) as e:
+            if isinstance(e, RuntimeError) and not hub.network_failure(e):
+                raise
+            action, fix = f"updating the {base} collection", "re-run `zoo collection sync`"
+            raise hub.translate(e, namespace, action, fix, writing=True) from None
+    return out
+
+
+def _sync_one(api: Any, base: str, namespace: str, recipes: list[Recipe], workdir: Path, dry_run: bool) -> CollectionResult:
+    from zoo.site.rows import row
+
+    title = title_for(base)
+    found = next((c for c in hub.call(lambda: list(api.list_collections(owner=namespace))) if c.title == title), None)
+    wanted = {}
+    for r in recipes:
+        record = PushRecord.read(Layout(workdir, r.name))
+        if record is not None:
+            wanted[record.repo_id] = note_for(row(r, workdir))
+    if found is None and dry_run:
+        return CollectionResult(base, namespace, None, None, tuple(sorted(wanted)))
+    if found is None:
+        description = f"Every variant of {base} that zoo published: method, bits, quality kept."[:DESCRIPTION_MAX]
+        found = hub.call(api.create_collection, title, namespace=namespace, description=description, exists_ok=True)
+        log.info("created the collection %s", found.slug)
+    collection = hub.call(api.get_collection, found.slug)
+    have = {i.item_id: i for i in collection.items if i.item_type == "model"}
+    added, updated = [], []
+    for repo_id, note in sorted(wanted.items()):
+        item = have.get(repo_id)
+        if item is None:
+            added.append(repo_id)
+            if not dry_run:
+                hub.call(api.add_collection_item, found.slug, repo_id, "model", note=note, exists_ok=True)
+        elif (item.note or "") != note:
+            updated.append(repo_id)
+            if not dry_run:
+                hub.call(api.update_collection_item, found.slug, item.item_object_id, note=note)
+    unchanged = len(wanted) - len(added) - len(updated)
+    log.info("%s: %d added, %d notes updated, %d unchanged", found.slug, len(added), len(updated), unchanged)
+    return CollectionResult(base, namespace, found.slug, collection.url, tuple(added), tuple(updated), unchanged)
