@@ -196,7 +196,7 @@ def gather(
     return {
         "name": recipe.name,
         "recipe": recipe.model_dump(mode="json"),
-        "method": {"name": spec.name, "title": spec.title, "paper": spec.paper},
+        "method": {"name": spec.name, "title": spec.title, "paper": spec.paper, "fidelity": spec.fidelity},
         "family": {"name": family.name, "title": family.title, "multimodal": family.multimodal},
         "bits_label": bits_label(recipe),
         "base": {"name": recipe.base_name, "hub": recipe.base.repo_id, "revision": recipe.base.revision},

@@ -47,9 +47,16 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    import textwrap
+
     import yaml
 
+    from zoo.fidelity import fidelity
+
     click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+    note = fidelity(str(data.get("method", "")))
+    if note:  # a YAML comment: the output stays a recipe
+        click.echo("\n".join(f"# {line}" for line in textwrap.wrap(f"fidelity: {note}", 100)))
 
 
 @cli.command()

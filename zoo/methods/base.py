@@ -41,6 +41,13 @@ class MethodSpec:
     notes: tuple[str, ...] = field(default=())
 
     @property
+    def fidelity(self) -> str:
+        """How this implementation differs from the authors' (``zoo/fidelity.py``); empty: it is theirs."""
+        from zoo.fidelity import fidelity
+
+        return fidelity(self.name)
+
+    @property
     def buildable(self) -> bool:
         return self.builder is not None
 

@@ -11,6 +11,9 @@ Bits per weight: code bits 1 per weight plus 1 per salient-column weight (1.1 fo
 which is what BiLLM's "1.1 bits" counts. With metadata (stated because the paper does not count it):
 the salient-column bitmap, a 1-bit group bitmap for every non-salient weight, and four 16-bit scales
 per row and block.
+
+Faithfulness: this is zoo's variant, not the authors' algorithm; ``zoo/fidelity.py`` says where it
+differs and by how much (measured against their code), and the card and ``zoo show`` print it.
 """
 
 from typing import Any

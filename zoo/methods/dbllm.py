@@ -9,6 +9,9 @@ the study used on top; ``distillation: true`` is refused rather than silently ig
 
 Bits per weight: 2 code bits (two binary matrices). With metadata: a1, a2 and c per row and block
 (3 x 16 bits).
+
+Faithfulness: without DAD this is not the study's DB-LLM; ``zoo/fidelity.py`` says so, and the card and
+``zoo show`` print it.
 """
 
 from typing import Any

@@ -8,6 +8,9 @@ of the block's non-salient weights (so each row of a block holds exactly two bin
 Bits per weight: code bits (1 - r) * 1 + r * 8, which is what "PB-LLM 1.7 / 2 bits" names (r = 0.1 /
 0.143). With metadata, add the salient mask as an ideally coded bitmap (H(r) bits per weight) and, per
 row and block, alpha, the 8-bit scale and zero point (3 x 16 bits).
+
+Faithfulness: this is zoo's variant, not the authors' algorithm; ``zoo/fidelity.py`` says where it
+differs and by how much (measured against their code), and the card and ``zoo show`` print it.
 """
 
 from typing import Any

@@ -8,6 +8,9 @@ QuIP's diagonal rescaling of W and H before the rotation, and its greedy local-s
 
 Bits per weight: code bits are the recipe's bits; with metadata, add a 16-bit scale and zero point per
 output row; the rotations are regenerated from the seed and cost nothing to store.
+
+Faithfulness: this is zoo's variant, not the authors' algorithm; ``zoo/fidelity.py`` says where it
+differs and by how much (measured against their code), and the card and ``zoo show`` print it.
 """
 
 from typing import Any, Literal

@@ -9,6 +9,9 @@ GPTQ-based SliM-LLM variant). Not implemented: the salience-weighted quantizer r
 
 Bits per weight: code bits equal the recipe's bits (the allocation preserves the mean). With
 metadata: a 16-bit scale and zero per row and group, and 2 bits per group for its width.
+
+Faithfulness: this is zoo's variant, not the authors' algorithm; ``zoo/fidelity.py`` says where it
+differs and by how much (measured against their code), and the card and ``zoo show`` print it.
 """
 
 from typing import Any
