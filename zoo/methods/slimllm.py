@@ -4,8 +4,9 @@ Implemented: groups of ``group_size`` columns are ranked by salience (sum over t
 w^2 / [H^-1]_jj^2); k pairs are re-allocated, the k most salient groups one bit up and the k least
 salient one bit down, so the average stays at the recipe's bits exactly; k is searched to minimize
 the salience-weighted round-to-nearest error (SliM-LLM's salience-determined bit allocation). Each
-group is then quantized on a per-row asymmetric min-max grid at its bit width by the OBS loop (the
-GPTQ-based SliM-LLM variant). Not implemented: the salience-weighted quantizer refinement (SQC).
+group is then quantized by the OBS loop (the GPTQ-based SliM-LLM variant) on a per-row asymmetric
+min-max grid at its bit width, or, for 1-bit groups, binarized around the row's mean
+(mean +- mean|w - mean|) as the authors' code does. Not implemented: the salience-weighted quantizer refinement (SQC).
 
 Bits per weight: code bits equal the recipe's bits (the allocation preserves the mean). With
 metadata: a 16-bit scale and zero per row and group, and 2 bits per group for its width.
@@ -36,6 +37,22 @@ SPEC = MethodSpec(
 )
 
 
+def binarize(x: Any, dim: int = -1) -> Any:
+    """SliM-LLM's 1-bit quantizer, as its authors' code binarizes a group: mean +- mean |w - mean| per
+    row (a min-max grid at 1 bit has the levels {min(0, lo), max(0, hi)}, nearly zeroing the group)."""
+    from zoo.methods import obs
+
+    mu = x.mean(dim=dim, keepdim=True)
+    alpha = (x - mu).abs().mean(dim=dim, keepdim=True)
+    return mu + alpha * obs.sign(x - mu)  # +1 at 0: a binarized value is never the mean itself
+
+
+def group_quantize(x: Any, bits: int, dim: int = -1) -> Any:
+    from zoo.methods import obs
+
+    return binarize(x, dim) if bits == 1 else obs.uniform(x, bits, dim=dim)
+
+
 def allocate(w: Any, h: Any, bits: int, group: int, dampening: float = 0.01) -> list[int]:
     """Bit width per column group, mean exactly ``bits``."""
     import torch
@@ -47,7 +64,7 @@ def allocate(w: Any, h: Any, bits: int, group: int, dampening: float = 0.01) -> 
     order = torch.argsort(salience, descending=True).tolist()
     groups = w.view(w.shape[0], -1, group)
     cost = {
-        b: [float(((groups[:, g] - obs.uniform(groups[:, g], b, dim=1)) ** 2).sum()) for g in range(len(order))]
+        b: [float(((groups[:, g] - group_quantize(groups[:, g], b, dim=1)) ** 2).sum()) for g in range(len(order))]
         for b in (bits - 1, bits, bits + 1)
     }
     best, best_err = [bits] * len(order), float("inf")
@@ -70,7 +87,12 @@ def quantize_weight(w: Any, h: Any, bits: int, group: int = 128, dampening: floa
     alloc = allocate(w, h, bits, group, dampening)
 
     def block(w1: Any, h1: Any, first: int) -> Any:
-        grid = obs.row_grid(w1, alloc[first // group])
+        b = alloc[first // group]
+        if b == 1:  # the binarizer's mean and scale are fixed per row from the block's starting weights
+            mu = w1.mean(dim=1)
+            alpha = (w1 - mu.unsqueeze(1)).abs().mean(dim=1)
+            return lambda i, col: mu + alpha * obs.sign(col - mu)
+        grid = obs.row_grid(w1, b)
         return lambda i, col: grid(col)
 
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
