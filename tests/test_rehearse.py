@@ -183,6 +183,10 @@ def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: P
     ev = json.loads((tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "eval.json").read_text())
     assert {"ppl/wikitext2", "ppl/c4", "ppl/ptb"} <= set(ev["metrics"])
     assert ev["details"]["perplexity"]["ptb"]["windows"] >= 1
+    # the data's revisions as they resolved: PTB's Parquet export and WikiText's main, each to a commit
+    ptb, wiki = ev["details"]["perplexity"]["ptb"], ev["details"]["perplexity"]["wikitext2"]
+    assert ptb["source"] == "ptb-text-only/ptb_text_only" and ptb["revision"] == "refs/convert/parquet"
+    assert len(ptb["commit"]) == 40 and len(wiki["commit"]) == 40 and build["calibration"]["commit"] == wiki["commit"]
     assert {"arc_easy/acc", "piqa/acc", "hellaswag/acc_norm", "winogrande/acc"} <= set(ev["metrics"])
     card = (tmp_path / "work" / "_rehearsal" / "work" / "llama3-8b-gptq-4bit" / "card" / "README.md").read_text()
     assert "- Salesforce/wikitext" in card  # the calibration set in the front matter (a --limit run lists no results)

@@ -44,8 +44,21 @@ def _hub(spec: DatasetSpec, split: str) -> Text:
         rows = rows[:C4_VALIDATION_DOCS]
     text = spec.joiner.join(rows)
     where_from = {"config": spec.config, "revision": spec.revision, "files": files, "data_dir": spec.data_dir}
-    identity = {"source": spec.hub_id, **where_from}
+    identity = {"source": spec.hub_id, **where_from, "commit": _commit(spec)}
     return Text(text, {**identity, "fingerprint": getattr(ds, "_fingerprint", None)})
+
+
+def _commit(spec: DatasetSpec) -> str | None:
+    """The commit the revision resolved to when the data was read, so a manifest pins what was measured
+    even where the table names a branch; None when the Hub cannot say (offline, read from the cache)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        sha = HfApi().dataset_info(str(spec.hub_id), revision=spec.revision).sha
+    except (HfHubHTTPError, OSError, ValueError):
+        return None
+    return str(sha) if sha else None
 
 
 def _file(path: Path) -> Text:

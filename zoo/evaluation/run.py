@@ -118,6 +118,8 @@ def measure(
             "tokens": ppl.tokens,
             "seqlen": seqlen,
             "text_sha256": text.identity["text_sha256"],
+            # where the text came from, and the commit its revision resolved to (None off the Hub)
+            **{k: text.identity[k] for k in ("source", "revision", "commit") if k in text.identity},
         }
     text_tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lm-eval"]
     vision_tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lmms-eval"]
