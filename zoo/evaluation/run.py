@@ -113,14 +113,16 @@ def measure(
             cap = min(cap or limit, limit)
         ppl = perplexity(model, ids, seqlen, device, cap, reporter(f"{model_dir.parent.name} ppl {name}"), batch_size)
         metrics[f"ppl/{name}"] = ppl.value
-        where = {k: text.identity[k] for k in ("source", "revision", "commit") if k in text.identity}
-        details["perplexity"][name] = {
+        entry: dict[str, Any] = {
             "windows": ppl.windows,
             "tokens": ppl.tokens,
             "seqlen": seqlen,
             "text_sha256": text.identity["text_sha256"],
-            **where,  # where the text came from, and the commit its revision resolved to (None off the Hub)
         }
+        for k in ("source", "revision", "commit"):  # where the text came from; the commit its revision resolved to
+            if k in text.identity:
+                entry[k] = text.identity[k]
+        details["perplexity"][name] = entry
     text_tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lm-eval"]
     vision_tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lmms-eval"]
     if text_tasks:
