@@ -152,8 +152,12 @@ def test_group_options_work_after_the_subcommand(catalog: Path) -> None:
 
 
 def test_every_command_takes_json() -> None:
+    import click
+
     for name, command in cli.commands.items():
-        assert "as_json" in {p.name for p in command.params}, f"zoo {name} has no --json"
+        subs = command.commands.items() if isinstance(command, click.Group) else [("", command)]
+        for sub, c in subs:
+            assert "as_json" in {p.name for p in c.params}, f"zoo {name} {sub} has no --json".replace("  ", " ")
 
 
 def test_validate_json_lists_every_problem_and_exits_2(catalog: Path) -> None:
