@@ -8,7 +8,8 @@ LLaVA-Next-8B; the built-in LLaMA-3-style tokenizer) and WikiText2 / C4 / PTB in
 and lm-eval's zero-shot task datasets at their real ids (tests/hub_data.py, a few rows each), so
 calibration, perplexity and lm-eval go through the real loaders. A wrapper recipe extends the real one
 and changes only what is not served: MMLU is left out (its 57 subjects alone take a minute), LLaVA-Next
-runs no lmms-eval task, and LoRA recipes train on the built-in instruction rows instead of Alpaca.
+runs lmms-eval's four judge-free tasks (not MMBench, scored by a GPT judge), and LoRA recipes train
+on the built-in instruction rows instead of Alpaca.
 Everything else is what `zoo rehearse` does on a machine that reaches the Hub: fetch the small files
 at the pinned revision, shrink, build with the recipe's method, evaluate, card, dry-run push. By
 default one recipe per method and family; --all rehearses every non-tiny recipe.
@@ -70,7 +71,9 @@ def offline_catalog(recipes: Path, out: Path, commits: dict[str, str]) -> None:
         r = load_recipe(p)
         if r.base.repo_id is None:
             continue
-        tasks = "[]" if r.family == "llava-next" else "[arc_easy, arc_challenge, piqa, hellaswag, winogrande]"
+        # LLaVA-Next: lmms-eval's judge-free tasks on their served stand-ins (MMBench needs a GPT judge)
+        text_tasks = "[arc_easy, arc_challenge, piqa, hellaswag, winogrande]"
+        tasks = "[ai2d, chartqa, docvqa_val, mme]" if r.family == "llava-next" else text_tasks
         lora = "params: {dataset: builtin}\n" if "dataset" in type(r.params).model_fields else ""  # not alpaca
         (out / p.name).write_text(
             f"extends: _real/{p.stem}\nbase: {{revision: {commits[r.base.repo_id]}}}\n"
@@ -85,15 +88,17 @@ def main() -> None:
     args = parser.parse_args()
     from tests.hub_data import add_datasets
     from tests.hub_server import HubServer
+    from tests.hub_vision import add_vision_datasets
 
     tmp = Path(tempfile.mkdtemp(prefix="zoo-rehearse-bench-"))
     server = HubServer(token=f"hf_{secrets.token_hex(16)}")
     os.environ.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp / "hf"), HF_HUB_OFFLINE="0",
                       HF_DATASETS_OFFLINE="0")  # fmt: skip
-    os.environ.pop("HF_TOKEN", None)
+    os.environ["HF_TOKEN"] = server.state.token  # lmms-eval loads its task data with a token
     try:
         commits = serve_bases(server, ROOT / "recipes")
         add_datasets(server)
+        add_vision_datasets(server)
         catalog = tmp / "recipes"
         offline_catalog(ROOT / "recipes", catalog, commits)
         from zoo.catalog import recipe_paths

@@ -209,3 +209,12 @@ def test_one_recipe_per_method_and_family_rehearses(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, str(ROOT / "bench" / "rehearse.py")], capture_output=True, text=True, timeout=3000)
     assert res.returncode == 0, res.stderr[-2000:]
     assert " 0 failed)" in res.stdout, res.stdout
+
+
+@pytest.mark.slow
+def test_the_whole_catalog_rehearses() -> None:
+    """Every non-tiny recipe, as bench/rehearse.py --all runs them (about half an hour on a 2-core CPU)."""
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "rehearse.py"), "--all"], capture_output=True, text=True,
+                         timeout=5400)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert " 0 failed)" in res.stdout, res.stdout

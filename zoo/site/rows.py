@@ -59,6 +59,8 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     memory = serving_memory(recipe, build, layout.model)
     params = recipe.base.parameters
     stored_bits = build.total_bytes * 8 / (params * 1e9) if build and params else None
+    reported = build.method.get("bits_per_weight") if build else None  # the method's own count, metadata included
+    with_meta = float(reported) if isinstance(reported, (int, float)) else None
     status = "evaluated" if ev else "built" if build else "not built"
     url = f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}" if pushed else None
     return {
@@ -67,6 +69,8 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
         "series": _series(recipe),
         "bits": recipe.weights.bits,
         "bits_label": bits_label(recipe),
+        "meta_bits": with_meta,
+        "meta_bits_text": f"{with_meta:.2f}" if with_meta is not None else "",
         "stored_bits": stored_bits,
         "stored_bits_text": f"{stored_bits:.2f}" if stored_bits is not None else "",
         "status": status,
