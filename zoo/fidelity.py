@@ -32,9 +32,10 @@ FIDELITY: dict[str, str] = {
     "slimllm": (
         "zoo's variant of SliM-LLM: bit allocation by salience-weighted rounding error (the authors search by "
         "output KL on calibration activations) and no salience-weighted quantizer refinement (SQC); 1-bit groups "
-        "are binarized around the row mean as the authors' are (zoo's earlier min-max grid measured 59.38, "
-        "the authors' binarizer 58.32 on the tiny base). The "
-        "authors' code could not run on this base's 256-wide layers, so no side-by-side figure exists."
+        "are binarized around the row mean as the authors' are (params.one_bit_grid: mean-binary, the default; "
+        "zoo's earlier min-max grid, one_bit_grid: minmax, measured better in zoo's pipeline on the tiny base: "
+        "59.53 vs 61.38 pydoc perplexity). The authors' code could not run on this base's 256-wide layers, so "
+        "no side-by-side figure exists."
     ),
     "irqlora": (
         "zoo's implementation of IR-QLoRA's ICQ (entropy-maximizing NF4 calibration) and IEC (the elastic "
