@@ -323,7 +323,10 @@ def test_ctrl_c_then_rerun_resumes_from_the_command_line(tmp_path: Path, catalog
     )
     env = {**os.environ, "ZOO_WORKDIR": str(tmp_path)}
     cmd = [sys.executable, "-m", "zoo", "--recipes", str(catalog), "build", "tiny-ctrlc", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A shell without job control starts background commands with SIGINT ignored, and Python keeps an
+    # inherited "ignore"; restore the default in the child so Ctrl-C means what it does at a terminal.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     train = tmp_path / "tiny-ctrlc" / "train"
     deadline = time.time() + 120
     while not list(train.glob("checkpoint-*.pt")) and time.time() < deadline and proc.poll() is None:
