@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -59,3 +63,28 @@ def built(workdir: Path):
         return build(load(name, RECIPES), workdir, RECIPES, device="cpu").model_dir
 
     return get
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[HubServer]:
+    """A Hub-protocol server on 127.0.0.1 per test module (its repos outlive one test, not the module)."""
+    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
+    yield server
+    server.stop()
+
+
+PUBLISHED = "tiny-llama3-gptq-4bit"  # the variant the publishing tests push and pull
+
+
+@pytest.fixture(scope="module")
+def ready(built, workdir: Path) -> Path:  # noqa: ANN001
+    """PUBLISHED built, evaluated and carded in the session workdir (each stage skips finished work)."""
+    from zoo.card import render
+    from zoo.catalog import load, recipe_paths
+    from zoo.evaluation.run import evaluate
+    from zoo.recipe import load_recipe
+
+    built(PUBLISHED)
+    evaluate(load(PUBLISHED, RECIPES), workdir, RECIPES, device="cpu", limit=8)
+    render(load(PUBLISHED, RECIPES), [load_recipe(p) for p in recipe_paths(RECIPES)], workdir)
+    return workdir

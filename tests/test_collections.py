@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.hub_server import HubServer
 from tests.test_publish import zoo
 
 NAMES = ("tiny-llama3-rtn-4bit", "tiny-llama3-rtn-8bit-pc")
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[HubServer]:
-    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    yield server
-    server.stop()
 
 
 def test_release_puts_each_pushed_repo_in_its_family_collection(hub: HubServer, tmp_path: Path) -> None:

@@ -8,41 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RECIPES, ROOT
+from tests.conftest import PUBLISHED, RECIPES, ROOT
 from tests.hub_server import HubServer
-from zoo.card import render
-from zoo.catalog import load, recipe_paths
-from zoo.evaluation.run import evaluate
-from zoo.recipe import load_recipe
 
-NAME = "tiny-llama3-gptq-4bit"
+NAME = PUBLISHED
 REPO = "zoo-tiny/tiny-llama3-gptq-4bit"
 OUTPUTS: list[str] = []  # every stdout/stderr, searched for the token at the end
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[HubServer]:
-    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ready(built, workdir: Path) -> Path:
-    """A built, evaluated, carded tiny variant."""
-    built(NAME)
-    evaluate(load(NAME, RECIPES), workdir, RECIPES, device="cpu", limit=8)
-    render(load(NAME, RECIPES), [load_recipe(p) for p in recipe_paths(RECIPES)], workdir)
-    return workdir
 
 
 def zoo(

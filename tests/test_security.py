@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ from tests.hub_server import HubServer
 
 NAME = "tiny-llama3-rtn-4bit"
 MANIFEST = "zoo-release.json"
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[HubServer]:
-    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

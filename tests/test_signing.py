@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RECIPES
 from tests.hub_server import Entry, HubServer
 from tests.test_publish import NAME, zoo
 
@@ -29,27 +26,6 @@ def keypair(folder: Path, name: str) -> tuple[Path, Path]:
     )
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return private, public
-
-
-@pytest.fixture(scope="module")
-def hub() -> Iterator[HubServer]:
-    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ready(built, workdir: Path) -> Path:  # noqa: ANN001
-    """The tiny variant built, evaluated and carded (shared with test_publish's: each stage skips done work)."""
-    from zoo.card import render
-    from zoo.catalog import load, recipe_paths
-    from zoo.evaluation.run import evaluate
-    from zoo.recipe import load_recipe
-
-    built(NAME)
-    evaluate(load(NAME, RECIPES), workdir, RECIPES, device="cpu", limit=8)
-    render(load(NAME, RECIPES), [load_recipe(p) for p in recipe_paths(RECIPES)], workdir)
-    return workdir
 
 
 def head(hub: HubServer, repo: str) -> dict[str, Entry]:

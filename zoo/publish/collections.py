@@ -53,15 +53,17 @@ def note_for(row: dict[str, Any]) -> str:
     return "; ".join(parts)[:NOTE_MAX]
 
 
-def pushed(catalog: list[Recipe], workdir: Path, names: set[str] | None = None) -> dict[tuple[str, str], list[Recipe]]:
-    """(base, namespace) -> the variants published from this workdir there."""
-    groups: dict[tuple[str, str], list[Recipe]] = {}
+def pushed(
+    catalog: list[Recipe], workdir: Path, names: set[str] | None = None
+) -> dict[tuple[str, str], list[tuple[Recipe, PushRecord]]]:
+    """(base, namespace) -> the variants published from this workdir there, with their push records."""
+    groups: dict[tuple[str, str], list[tuple[Recipe, PushRecord]]] = {}
     for r in catalog:
         if names is not None and r.name not in names:
             continue
         record = PushRecord.read(Layout(workdir, r.name))
         if record is not None:
-            groups.setdefault((r.base_name, record.repo_id.split("/")[0]), []).append(r)
+            groups.setdefault((r.base_name, record.repo_id.split("/")[0]), []).append((r, record))
     return groups
 
 
@@ -78,9 +80,9 @@ def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dr
     hub.prepare()
     api = HfApi(token=(get_token() or False) if dry_run else token())
     out = []
-    for (base, namespace), recipes in sorted(groups.items()):
+    for (base, namespace), variants in sorted(groups.items()):
         try:
-            out.append(_sync_one(api, base, namespace, recipes, workdir, dry_run))
+            out.append(_sync_one(api, base, namespace, variants, workdir, dry_run))
         except (OSError, RuntimeError, httpx.HTTPError) as e:
             if isinstance(e, RuntimeError) and not hub.network_failure(e):
                 raise
@@ -89,16 +91,14 @@ def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dr
     return out
 
 
-def _sync_one(api: Any, base: str, namespace: str, recipes: list[Recipe], workdir: Path, dry_run: bool) -> CollectionResult:
+def _sync_one(
+    api: Any, base: str, namespace: str, variants: list[tuple[Recipe, PushRecord]], workdir: Path, dry_run: bool
+) -> CollectionResult:
     from zoo.site.rows import row
 
     title = title_for(base)
     found = next((c for c in hub.call(lambda: list(api.list_collections(owner=namespace))) if c.title == title), None)
-    wanted = {}
-    for r in recipes:
-        record = PushRecord.read(Layout(workdir, r.name))
-        if record is not None:
-            wanted[record.repo_id] = note_for(row(r, workdir))
+    wanted = {record.repo_id: note_for(row(r, workdir)) for r, record in variants}
     if found is None and dry_run:
         return CollectionResult(base, namespace, None, None, tuple(sorted(wanted)))
     if found is None:

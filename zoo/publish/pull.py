@@ -122,8 +122,7 @@ def pull(
                 f"{source} has no {MANIFEST}, so nothing in it can be verified; nothing was written; "
                 "fix: pull a release made by `zoo push` (or ask the publisher to push again)"
             )
-        if tree[MANIFEST] > MAX_BYTES:
-            raise VerifyError(f"{source}: {MANIFEST} is {tree[MANIFEST]} bytes, too large to be one; nothing was written")
+        check_small(tree, MANIFEST, source)
         staged = open_staging(target, commit)
         keep_partial = True
         manifest = Path(_download(api, repo_id, MANIFEST, commit, staged))
@@ -201,8 +200,7 @@ def _check_signature(
             f"{source} has no {SIGNATURE}, so who published it cannot be proven; nothing was written; "
             "fix: ask the publisher to push with --sign-key, or pull without --verify-with"
         )
-    if tree[SIGNATURE] > MAX_BYTES:
-        raise VerifyError(f"{source}: {SIGNATURE} is {tree[SIGNATURE]} bytes, too large to be one; nothing was written")
+    check_small(tree, SIGNATURE, source)
     sig = Path(_download(api, repo_id, SIGNATURE, commit, staged))
     try:
         return verify(manifest, sig, verify_with, oidc_issuer or GITHUB_ISSUER)
@@ -211,6 +209,12 @@ def _check_signature(
             f"{source}: {e}; nothing was written; fix: check --verify-with names the publisher's key, "
             "and report it to the publisher if it does"
         ) from None
+
+
+def check_small(tree: dict[str, int], path: str, source: str) -> None:
+    """zoo's own small files (manifest, signature) are read whole: refuse one larger than zoo writes."""
+    if tree[path] > MAX_BYTES:
+        raise VerifyError(f"{source}: {path} is {tree[path]} bytes, too large to be one; nothing was written")
 
 
 def _download(api: Any, repo_id: str, path: str, commit: str, staged: Path) -> str:
