@@ -3,7 +3,8 @@
 Run: python bench/methods.py [--workdir DIR]. Not a test: it prints a Markdown table (the one in the
 README). Each tiny recipe is built with `zoo build` (skipped when already built in DIR) and measured
 with the study's perplexity protocol on the held-out pydoc text (256-token windows), next to the
-16-bit base.
+16-bit base. A method with named variants (``params.variant``: the authors' algorithm and zoo's own,
+``zoo/fidelity.py``) gets one row per variant, side by side, the default first.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main() -> None:
     from zoo.build import build
     from zoo.catalog import load
     from zoo.data.calibration import token_ids
+    from zoo.fidelity import variants
     from zoo.tiny import corpus
     from zoo.tiny.bases import builtin_path
 
@@ -55,11 +57,16 @@ def main() -> None:
     ids = token_ids(corpus.heldout_text(), AutoTokenizer.from_pretrained(base))
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        print("| recipe | method | weights | code bits | bits with metadata | pydoc ppl |")
-        print("|---|---|---|---|---|---|")
-        print(f"| tiny-llama3 (16-bit base) | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
-        for name in args.only or NAMES:
-            recipe = load(name, recipes)
+        print("| recipe | method | variant | weights | code bits | bits with metadata | pydoc ppl |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| tiny-llama3 (16-bit base) | - | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
+        runs = [(load(name, recipes), None) for name in args.only or NAMES]
+        runs = [(r, v) for r, _ in runs for v in (variants(r.method) or (None,))]
+        for recipe, variant in runs:
+            name = recipe.name
+            if variant is not None and variant != variants(recipe.method)[0]:  # a named variant, built apart
+                params = recipe.params.model_copy(update={"variant": variant})
+                recipe = recipe.model_copy(update={"name": f"{name}-{variant}", "params": params})
             folder = build(recipe, work, recipes, device="cpu").model_dir
             q = folder / "quantization.json"
             record = json.loads(q.read_text()) if q.exists() else None
@@ -69,7 +76,8 @@ def main() -> None:
             weights = f"W{recipe.weights.bits:g} " + ("per channel" if g == "channel" else f"g{g}")
             code = f"{record['code_bits_per_weight']:.3f}" if record else f"{recipe.weights.bits:g}"
             total = f"{record['bits_per_weight']:.3f}" if record else f"{recipe.weights.bits + 32 / g:g}"
-            print(f"| {name} | {recipe.method} | {weights} | {code} | {total} | {ppl(folder, ids):.2f} |", flush=True)
+            row = f"| {name} | {recipe.method} | {variant or '-'} | {weights} | {code} | {total} | {ppl(folder, ids):.2f} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("HF_TOKEN", None)
     os.environ.pop("ZOO_RECIPES", None)
     os.environ.pop("ZOO_WORKDIR", None)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # torch's default (a thread per core in every worker) oversubscribes the cores: 2.5x slower here
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture(autouse=True, scope="session")

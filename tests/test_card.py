@@ -194,7 +194,7 @@ def test_plot_is_a_png_with_every_method(tmp_path: Path) -> None:
     assert Image.open(result.plot).size == (640, 400)
     series = json.loads((result.readme.parent / "card.json").read_text())["plot_series"]
     methods = ["AWQ (g128)", "AWQ (per channel)", "BiLLM (g128)", "DB-LLM (g128)", "GPTQ (g128)", "GPTQ (per channel)",
-               "PB-LLM (g128)"]  # fmt: skip
+               "PB-LLM (g128)", "SliM-LLM (g128)"]  # fmt: skip
     assert series == sorted([*methods, "QuIP (per channel)", "RTN (g128)", "RTN (per channel)"])
 
 
@@ -424,8 +424,12 @@ def test_sibling_repos_are_linked_only_when_pushed_from_here(tmp_path: Path) -> 
     links = re.findall(r"\]\((https://[^)]+)\)", section)
     assert links == ["https://huggingface.co/someone/llama3-8b-rtn-3bit"]
     assert "| llama3-8b-awq-3bit | AWQ | W3 g128 | not built here | 8.2 (study) | 64.4% (study) |" in section
-    # study-less, unbuilt variants (SliM-LLM: the study's table has no row for it) are counted, not listed
-    assert "llama3-8b-slimllm-2bit" not in section and "other catalog variant of meta-llama/Meta-Llama-3-8B" in section
+    # the study has no SliM-LLM row: its number is SliM-LLM's own paper's, marked as such
+    assert "| llama3-8b-slimllm-2bit | SliM-LLM | W2 g128 | not built here | 39.66 (paper) | not evaluated |" in section
+    synthetic(load("llava-next-8b-gptq-4bit", RECIPES), tmp_path)
+    llava = siblings_section(render(load("llava-next-8b-gptq-4bit", RECIPES), CATALOG, tmp_path).readme.read_text())
+    # variants without a build, an evaluation or a published number are counted, not listed
+    assert "llava-next-8b-rtn-4bit" not in llava and "other catalog variants of" in llava
 
 
 def test_reproduce_section_uses_a_checkout(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import RECIPES
 from zoo.methods import obs
-from zoo.methods.quip import quantize_weight, rotation
+from zoo.methods.quip import butterfly, butterfly_factors, quantize_weight, rotation
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,15 @@ def test_rotations_are_orthogonal_and_seeded() -> None:
     assert torch.equal(u, rotation(768, 0)) and not torch.equal(u, rotation(768, 1))
 
 
+@pytest.mark.parametrize(("n", "factors"), [(256, (16, 16)), (384, (16, 24)), (14336, (64, 224)), (28672, (448, 64))])
+def test_butterflies_split_as_the_authors_do_and_are_orthogonal(n: int, factors: tuple[int, int]) -> None:
+    assert butterfly_factors(n) == factors
+    if n <= 384:
+        u = butterfly(n, torch.Generator().manual_seed(0))
+        assert torch.allclose(u @ u.t(), torch.eye(n), atol=1e-4)
+        assert not torch.equal(u, butterfly(n, torch.Generator().manual_seed(1)))
+
+
 def test_obs_loop_with_identity_hessian_is_plain_rounding() -> None:
     w = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
     grid = obs.uniform(w, 3, dim=1)
@@ -56,12 +65,14 @@ def test_obs_loop_with_identity_hessian_is_plain_rounding() -> None:
     assert torch.allclose(obs.quantize(w, torch.eye(64), block, dampening=0.0), grid, atol=1e-5)
 
 
-def test_quip_2bit_beats_rtn_2bit_per_channel(layer_data) -> None:
+@pytest.mark.parametrize("variant", ["authors", "zoo-obs"])
+def test_quip_2bit_beats_rtn_2bit_per_channel(layer_data, variant: str) -> None:
     w, x, h = layer_data
     rtn = obs.uniform(w, 2, dim=1)
-    quip = quantize_weight(w, h, 2)
+    quip = quantize_weight(w, h, 2, variant=variant)
     assert out_error(w, quip.weight, x) < out_error(w, rtn, x)
-    assert quip.bits == w.numel() * 2 + w.shape[0] * 32
+    meta = 16 + 16 * w.shape[1] if variant == "authors" else w.shape[0] * 32  # one scale + column rescaling; row grids
+    assert quip.bits == w.numel() * 2 + meta
 
 
 def test_quip_recipe_builds_reloads_and_generates(built) -> None:
@@ -69,8 +80,8 @@ def test_quip_recipe_builds_reloads_and_generates(built) -> None:
 
     folder = built("tiny-llama3-quip-2bit-pc")
     record = json.loads((folder / "quantization.json").read_text())
-    in_features = {256, 768}
-    assert 2 < record["bits_per_weight"] <= 2 + 32 / min(in_features) + 1e-6
+    assert record["weights"]["variant"] == "authors"
+    assert 2 < record["bits_per_weight"] <= 2 + 17 / 64  # a 16-bit factor per input column, rows >= 64
     model = AutoModelForCausalLM.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
     x = tok("The while statement", return_tensors="pt")

@@ -5,30 +5,50 @@ Measured on the tiny base with the authors' public code run side by side (same c
 layer-by-layer pipeline and perplexity function; only the per-Linear quantizer changed; held-out pydoc
 perplexity, 16-bit base 56.25; issue #18). Empty: the method is its reference implementation (the
 llm-compressor modifiers, GPTQ's OBS loop matching IST-DASLab/gptq's error exactly, NF4 as
-bitsandbytes stores it). A method whose text is not empty must not be described as the paper's
-algorithm; the card says which one built the checkpoint.
+bitsandbytes stores it). A method with variants (``params.variant``) has a text per variant, the
+default first: the authors' algorithm, with its parity evidence, and zoo's variants by name; the card
+says which one built the checkpoint. A text that does not say "the authors' algorithm" must not be
+read as the paper's.
 """
 
 from __future__ import annotations
 
-FIDELITY: dict[str, str] = {
+FIDELITY: dict[str, str | dict[str, str]] = {
     "billm": (
         "zoo's variant of BiLLM, not the authors' algorithm: a fixed 10% of salient columns (the authors search "
         "1-49 of 128 per block), binarization without their per-row mean offset, the non-salient split on |w| "
         "rather than Hessian saliency, and error compensation within blocks (theirs: between blocks only). "
         "Measured on the tiny base: zoo 57.40 perplexity at 1.10 code bits vs the authors' code 65.57 at 1.13."
     ),
-    "pbllm": (
-        "zoo's variant of PB-LLM, not the authors' algorithm: the salient mask is re-chosen per block inside "
-        "the OBS loop (the authors choose it once per group from the original weights), binarization without "
-        "their mean offset, the 8-bit grid per block (theirs: the whole row). Measured on the tiny base: "
-        "zoo 58.56 / 60.67 perplexity at 2 / 1.7 bits vs the authors' code 62.95 / 67.08."
-    ),
-    "quip": (
-        "zoo's variant of QuIP: a per-row min-max grid (the authors: one symmetric scale per matrix, 2.4 x RMS, "
-        "clipped), no greedy pass after LDLQ, Kronecker rotations without permutations, no diagonal rescaling. "
-        "Measured on the tiny base at W2: zoo 57.95 perplexity vs the authors' code 57.45."
-    ),
+    "pbllm": {
+        "authors": (
+            "the authors' algorithm (hahnyuan/PB-LLM gptq_pb at fe85da9: Hessian salience, XNOR binarizer with "
+            "mean offset, one 8-bit grid per row, mask fixed per group before compensation); on zoo's parity "
+            "fixtures its reconstruction error equals their code's (tests/test_parity.py)."
+        ),
+        "zoo-obs": (
+            "zoo's variant of PB-LLM (params.variant: zoo-obs), not the authors' algorithm: the salient mask "
+            "re-chosen per block inside the OBS loop, binarization without the mean offset, the 8-bit grid per "
+            "block. Measured on the tiny base (bench/methods.py): 58.67 pydoc perplexity at 2 bits vs the "
+            "authors' algorithm 63.01 (their code: 62.95; at 1.7 bits 60.67 vs 67.08)."
+        ),
+    },
+    "quip": {
+        "authors": (
+            "the authors' algorithm (Cornell-RelaxML/QuIP at ac92cfc, --quant ldlq --incoh_processing: diagonal "
+            "rescaling, random orthogonal butterflies with permutations drawn per Linear, one symmetric scale per "
+            "matrix at 2.4 x RMS, LDLQ and one greedy pass); on zoo's parity fixtures, with the same rotations, its "
+            "reconstruction error equals their code's, and over 30 random draws the means agree within sampling "
+            "error (tests/test_parity.py)."
+        ),
+        "zoo-obs": (
+            "zoo's variant of QuIP (params.variant: zoo-obs), not the authors' algorithm: a per-row min-max grid "
+            "(the authors: one symmetric scale per matrix, 2.4 x RMS, clipped), no greedy pass after LDLQ, "
+            "Kronecker rotations without permutations shared by Linears of a shape, no diagonal rescaling. "
+            "Measured on the tiny base at W2 (bench/methods.py): 58.20 pydoc perplexity vs the authors' algorithm "
+            "57.47 (their code: 57.45)."
+        ),
+    },
     "slimllm": (
         "zoo's variant of SliM-LLM: bit allocation by salience-weighted rounding error (the authors search by "
         "output KL on calibration activations) and no salience-weighted quantizer refinement (SQC); 1-bit groups "
@@ -48,6 +68,16 @@ FIDELITY: dict[str, str] = {
 }
 
 
-def fidelity(method: str) -> str:
-    """What to say about ``method``'s faithfulness; empty when it is the reference implementation."""
-    return FIDELITY.get(method, "")
+def fidelity(method: str, variant: str | None = None) -> str:
+    """What to say about ``method``'s faithfulness; empty when it is the reference implementation. A method
+    with variants (``params.variant``) has one text per variant; ``None`` means its default, listed first."""
+    entry = FIDELITY.get(method, "")
+    if isinstance(entry, str):
+        return entry
+    return entry.get(variant or next(iter(entry)), "")
+
+
+def variants(method: str) -> tuple[str, ...]:
+    """The named variants of ``method`` (its ``params.variant`` values, the default first); () for none."""
+    entry = FIDELITY.get(method, "")
+    return () if isinstance(entry, str) else tuple(entry)

@@ -16,6 +16,7 @@ from zoo.card.common import bits_label, dataset_title, fmt, ppl_name, primary_me
 from zoo.card.siblings import hidden_count, plot_points, sibling_rows
 from zoo.card.usage import INTENDED, method_class, serving_memory
 from zoo.families import FAMILIES
+from zoo.fidelity import fidelity
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord
@@ -193,10 +194,11 @@ def gather(
     rows = results_rows(ev)
     primary = primary_metric(recipe)
     siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
+    note = fidelity(spec.name, getattr(recipe.params, "variant", None))  # the variant that built it
     return {
         "name": recipe.name,
         "recipe": recipe.model_dump(mode="json"),
-        "method": {"name": spec.name, "title": spec.title, "paper": spec.paper, "fidelity": spec.fidelity},
+        "method": {"name": spec.name, "title": spec.title, "paper": spec.paper, "fidelity": note},
         "family": {"name": family.name, "title": family.title, "multimodal": family.multimodal},
         "bits_label": bits_label(recipe),
         "base": {"name": recipe.base_name, "hub": recipe.base.repo_id, "revision": recipe.base.revision},
@@ -205,8 +207,9 @@ def gather(
         "offline_tasks": recipe.eval.task_data is not None,
         "results": rows,
         "headline": headline(recipe, ev, rows),
-        "study": {k: v for k, v in recipe.study.model_dump().items() if v is not None},
-        "study_citation": STUDY,
+        "study": recipe.study.figures(),
+        "study_citation": recipe.study.source or STUDY,
+        "study_source": recipe.study.source,  # set: the number is the method's own paper's, not the study's
         "siblings": siblings,
         "siblings_hidden": hidden_count(recipe, catalog, siblings),
         "ppl_name": ppl_name(recipe),

@@ -55,6 +55,7 @@ def _row(
     if not (this or build or ev or study_ppl is not None or study_acc is not None):
         return None
     size_mb = build.total_bytes / 1e6 if build else None
+    tag = r.study.label  # "study", or "paper" for a cell only the method's own paper has
     return {
         "name": r.name,
         "method": METHODS.get(r.method).title,
@@ -67,10 +68,10 @@ def _row(
         "size_text": fmt(size_mb) if size_mb is not None else "not built here",
         "ppl": ppl if ppl is not None else study_ppl,
         "ppl_source": "zoo" if ppl is not None else "study" if study_ppl is not None else None,
-        "ppl_text": fmt(ppl) if ppl is not None else f"{fmt(study_ppl)} (study)" if study_ppl is not None else "not evaluated",
+        "ppl_text": fmt(ppl) if ppl is not None else f"{fmt(study_ppl)} ({tag})" if study_ppl is not None else "not evaluated",
         "ppl_recovery": ev.recovery.get(primary) if ev and ppl is not None and primary else None,
         "avg_acc": acc,
-        "acc_text": fmt(acc) if acc is not None else f"{fmt(study_acc)}% (study)" if study_acc is not None else "not evaluated",
+        "acc_text": fmt(acc) if acc is not None else f"{fmt(study_acc)}% ({tag})" if study_acc is not None else "not evaluated",
         "from_study": ppl is None and study_ppl is not None or study_acc is not None,
         "repo_id": pushed.repo_id if pushed else r.repo_id,
         "link": pushed is not None and not this,

@@ -54,7 +54,9 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     from zoo.fidelity import fidelity
 
     click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
-    note = fidelity(str(data.get("method", "")))
+    params = data.get("params")
+    variant = params.get("variant") if isinstance(params, dict) else None
+    note = fidelity(str(data.get("method", "")), str(variant) if variant else None)
     if note:  # a YAML comment: the output stays a recipe
         click.echo("\n".join(f"# {line}" for line in textwrap.wrap(f"fidelity: {note}", 100)))
 

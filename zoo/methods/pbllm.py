@@ -1,19 +1,27 @@
 """PB-LLM (Shang et al. 2023, arXiv 2310.00034): partial binarization, salient weights kept at 8 bits.
 
-Implemented, per block of ``group_size`` columns inside the OBS loop (GPTQ-style error compensation):
-the ``salient_fraction`` of weights with the largest Hessian criterion w^2 / [H^-1]_jj^2 are kept on a
-per-row 8-bit min-max grid; every other weight is binarized to +/- alpha, alpha the per-row mean |w|
-of the block's non-salient weights (so each row of a block holds exactly two binarized values).
+``variant: authors`` (the default) is the algorithm as the authors' code runs it (hahnyuan/PB-LLM,
+``gptq_pb``, Hessian salience, XNOR binarizer): per group of ``group_size`` columns, and once, from the
+weights before any error compensation, the ``salient_fraction`` of weights with the largest
+w^2 / [U]_jj^2 (U the upper Cholesky factor of H^-1) are marked salient; the rest of the group is
+binarized to mu +- alpha per row, mu and alpha the mean and mean deviation of the group row with the
+salient weights counted as zeros, as the authors compute them; the salient weights are rounded on one
+asymmetric 8-bit min-max grid per row, fixed from the whole row. Columns are then quantized left to
+right with GPTQ's error compensation (``zoo.methods.obs``), the mask and both grids staying as chosen.
+
+``variant: zoo-obs`` is zoo's earlier design, kept by name because it measured better in zoo's
+pipeline: the mask and alpha re-chosen per block from the weights as the OBS loop has updated them,
+alpha the mean |w| of the non-salient weights (no mean offset), the 8-bit grid per block.
 
 Bits per weight: code bits (1 - r) * 1 + r * 8, which is what "PB-LLM 1.7 / 2 bits" names (r = 0.1 /
-0.143). With metadata, add the salient mask as an ideally coded bitmap (H(r) bits per weight) and, per
-row and block, alpha, the 8-bit scale and zero point (3 x 16 bits).
+0.143). With metadata, add the salient mask as an ideally coded bitmap (H(r) bits per weight) and the
+16-bit statistics: per row and group mu and alpha (authors) or alpha and the block's 8-bit scale and
+zero (zoo-obs), plus per row the 8-bit grid's scale and zero (authors).
 
-Faithfulness: this is zoo's variant, not the authors' algorithm; ``zoo/fidelity.py`` says where it
-differs and by how much (measured against their code), and the card and ``zoo show`` print it.
+Parity: ``tests/test_parity.py`` holds both variants against the authors' code on fixed (W, H) pairs.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -24,6 +32,8 @@ class PBLLMParams(MethodParams):
     salient_fraction: float = Field(0.1, ge=0, le=0.5)
     salient_bits: int = 8
     dampening_frac: float = 0.01
+    # "authors": the authors' algorithm (the default); "zoo-obs": zoo's per-block variant
+    variant: Literal["authors", "zoo-obs"] = "authors"
 
 
 SPEC = MethodSpec(
@@ -39,14 +49,42 @@ SPEC = MethodSpec(
 )
 
 
-def quantize_weight(w: Any, h: Any, fraction: float, group: int = 128, salient_bits: int = 8, dampening: float = 0.01) -> Any:
+def _authors(w: Any, fraction: float, group: int, salient_bits: int, stats: dict[str, float]) -> Any:
+    """The block quantizer of the authors' algorithm: mask and statistics from ``w`` as it was."""
     import torch
 
     from zoo.methods import obs
-    from zoo.methods.native import Quantized
 
     rows = w.shape[0]
-    stats = {"salient": 0, "meta": 0.0}
+    high = obs.row_grid(w, salient_bits)  # one grid per row, from the whole row
+    stats["meta"] += rows * 32
+
+    def block(w1: Any, h1: Any, first: int) -> Any:
+        orig = w[:, first : first + w1.shape[1]]
+        score = (orig**2 / torch.diag(h1).unsqueeze(0) ** 2).flatten()
+        # the authors' threshold: the value at position floor(n * (1 - r)) of the sorted scores; at or below
+        # it a weight is binarized
+        low = (score <= score.sort().values[min(score.numel() - 1, int(score.numel() * (1 - fraction)))]).view_as(orig)
+        masked = orig * low
+        mu = masked.mean(1)
+        alpha = (masked - mu.unsqueeze(1)).abs().mean(1)
+        k = int((~low).sum())
+        stats["salient"] += k
+        stats["meta"] += obs.entropy_bits(k, orig.numel()) + rows * 32
+
+        def column(i: int, col: Any) -> Any:
+            return torch.where(low[:, i], mu + alpha * torch.sign(col - mu), high(col))
+
+        return column
+
+    return block
+
+
+def _zoo_obs(fraction: float, salient_bits: int, stats: dict[str, float]) -> Any:
+    """The block quantizer of zoo's variant: mask, alpha and grid from the block as the OBS loop left it."""
+    import torch
+
+    from zoo.methods import obs
 
     def block(w1: Any, h1: Any, first: int) -> Any:
         score = w1**2 / torch.diag(h1).unsqueeze(0) ** 2
@@ -58,13 +96,32 @@ def quantize_weight(w: Any, h: Any, fraction: float, group: int = 128, salient_b
         alpha = (w1.abs() * keep).sum(1) / keep.sum(1).clamp(min=1)
         grid = obs.row_grid(w1, salient_bits)
         stats["salient"] += k
-        stats["meta"] += obs.entropy_bits(k, w1.numel()) + rows * 48
+        stats["meta"] += obs.entropy_bits(k, w1.numel()) + w1.shape[0] * 48
 
         def column(i: int, col: Any) -> Any:
             return torch.where(mask[:, i], grid(col), alpha * obs.sign(col))
 
         return column
 
+    return block
+
+
+def quantize_weight(
+    w: Any, h: Any, fraction: float, group: int = 128, salient_bits: int = 8, dampening: float = 0.01,
+    variant: str = "authors",
+) -> Any:  # fmt: skip
+    import torch
+
+    from zoo.methods import obs
+    from zoo.methods.native import Quantized
+
+    stats = {"salient": 0, "meta": 0.0}
+    if variant == "authors":
+        w0 = w.clone().float()
+        w0[:, torch.diag(h) == 0] = 0  # as the OBS loop zeroes dead inputs
+        block = _authors(w0, fraction, group, salient_bits, stats)
+    else:
+        block = _zoo_obs(fraction, salient_bits, stats)
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
     code = (w.numel() - stats["salient"]) * 1 + stats["salient"] * salient_bits
     return Quantized(q, bits=code + stats["meta"], code_bits=float(code))
@@ -75,7 +132,10 @@ def quantize(ctx: BuildContext[PBLLMParams]) -> dict[str, Any]:
 
     p = ctx.params
     group = int(ctx.recipe.weights.group_size)
-    scheme = {"weights": {"salient_fraction": p.salient_fraction, "salient_bits": p.salient_bits, "group_size": group}}
-    return native.run(
-        ctx, lambda w, h: quantize_weight(w, h, p.salient_fraction, group, p.salient_bits, p.dampening_frac), scheme
-    )
+    scheme = {"weights": {"salient_fraction": p.salient_fraction, "salient_bits": p.salient_bits, "group_size": group,
+                          "variant": p.variant}}  # fmt: skip
+
+    def one(w: Any, h: Any) -> Any:
+        return quantize_weight(w, h, p.salient_fraction, group, p.salient_bits, p.dampening_frac, p.variant)
+
+    return native.run(ctx, one, scheme)

@@ -1,16 +1,24 @@
 """QuIP (Chee et al. 2023, arXiv 2307.13304): incoherence processing plus LDLQ adaptive rounding.
 
-Implemented: both sides of every weight (and its Hessian) are rotated by random orthogonal matrices
-built as Kronecker products of two small Haar-random factors, as QuIP does, W' = U W V^T and
-H' = V H V^T; W' is rounded by LDLQ (the OBS loop of ``obs.py``, equivalent to GPTQ's) onto a
-per-row asymmetric min-max grid at the recipe's bits; the result is rotated back. Not implemented:
-QuIP's diagonal rescaling of W and H before the rotation, and its greedy local-search refinement.
+``variant: authors`` (the default) is the algorithm as the authors' code runs it with
+``--quant ldlq --incoh_processing`` (Cornell-RelaxML/QuIP: ``--pre_rescale --pre_proj --pre_gptqH --qfn b``,
+one greedy pass): the weight's columns and the Hessian are rescaled by (diag H / diag W^T W)^(1/4);
+both sides are rotated by fresh random orthogonal butterflies per Linear (two factors of the dimension,
+a block of Haar-random orthogonal matrices each, between random permutations), the Hessian normalized
+to trace n plus 0.01 I and damped as GPTQ does; the rotated weight is put on one symmetric grid for the
+whole matrix, scale 2.4 x its RMS (values beyond it clipped), rounded by LDLQ (last column first, each
+column corrected by the LDL factor of H for the rounding errors of the columns after it) and refined by
+one greedy coordinate pass over the columns; the result is rotated and rescaled back.
 
-Bits per weight: code bits are the recipe's bits; with metadata, add a 16-bit scale and zero point per
-output row; the rotations are regenerated from the seed and cost nothing to store.
+``variant: zoo-obs`` is zoo's earlier design, kept by name: Kronecker rotations of two Haar factors
+without permutations, the same for every Linear of a shape, no rescaling, a per-row asymmetric min-max
+grid, and the OBS loop of ``obs.py`` (GPTQ-equivalent LDLQ) without the greedy pass.
 
-Faithfulness: this is zoo's variant, not the authors' algorithm; ``zoo/fidelity.py`` says where it
-differs and by how much (measured against their code), and the card and ``zoo show`` print it.
+Bits per weight: code bits are the recipe's bits; with metadata, the authors' variant adds one 16-bit
+scale per matrix and a 16-bit rescaling factor per input column, zoo-obs a 16-bit scale and zero point
+per output row; the rotations are regenerated from the seed and cost nothing to store.
+
+Parity: ``tests/test_parity.py`` holds the authors' variant against their code on fixed (W, H) pairs.
 """
 
 from typing import Any, Literal
@@ -22,6 +30,9 @@ class QuIPParams(MethodParams):
     incoherence: Literal["kronecker"] = "kronecker"
     dampening_frac: float = 0.01
     seed: int = 0
+    greedy_passes: int = 1  # the authors' --npasses (authors' variant only)
+    # "authors": the authors' algorithm (the default); "zoo-obs": zoo's earlier variant
+    variant: Literal["authors", "zoo-obs"] = "authors"
 
 
 SPEC = MethodSpec(
@@ -38,31 +49,106 @@ SPEC = MethodSpec(
 
 
 def _factors(n: int) -> tuple[int, int]:
-    """n = a * b with a <= b as close as possible (QuIP's Kronecker shape)."""
+    """n = a * b with a <= b as close as possible (zoo-obs's Kronecker shape)."""
     a = int(n**0.5)
     while n % a:
         a -= 1
     return a, n // a
 
 
-def _haar(n: int, seed: int) -> Any:
+def _haar(n: int, gen: Any, count: int = 1) -> Any:
+    """``count`` Haar-random orthogonal n x n matrices (QR of a Gaussian, signs fixed)."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-    return q * torch.sign(torch.diagonal(r))
+    q, r = torch.linalg.qr(torch.randn(count, n, n, generator=gen, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
 def rotation(n: int, seed: int, device: Any = "cpu") -> Any:
+    """zoo-obs's rotation: the Kronecker product of two Haar factors, fixed by (n, seed)."""
     import torch
 
     a, b = _factors(n)
-    return torch.kron(_haar(a, seed * 7919 + n), _haar(b, seed * 104729 + n)).float().to(device)
+    fa, fb = (torch.Generator().manual_seed(s) for s in (seed * 7919 + n, seed * 104729 + n))
+    return torch.kron(_haar(a, fa)[0], _haar(b, fb)[0]).float().to(device)
 
 
-def quantize_weight(w: Any, h: Any, bits: int, seed: int = 0, dampening: float = 0.01) -> Any:
+def butterfly_factors(n: int) -> tuple[int, int]:
+    """The authors' split of n in two: the products of its prime factors (ascending) at even and odd places."""
+    primes, m, p = [], n, 2
+    while m > 1:
+        while m % p == 0:
+            primes.append(p)
+            m //= p
+        p += 1
+    a = b = 1
+    for i, q in enumerate(primes):
+        a, b = (a * q, b) if i % 2 == 0 else (a, b * q)
+    return a, b
+
+
+def butterfly(n: int, gen: Any) -> Any:
+    """A random orthogonal n x n butterfly: permute, rotate each of the b groups of a by its own a x a
+    Haar matrix, each of the a groups of b by its own b x b one, permute again (n = a * b)."""
+    import torch
+
+    a, b = butterfly_factors(n)
+    first, second = _haar(a, gen, b), _haar(b, gen, a)  # [b, a, a], [a, b, b]
+    p_in, p_out = torch.randperm(n, generator=gen), torch.randperm(n, generator=gen)
+    x = torch.eye(n, dtype=torch.float64)[p_in].reshape(a, b, n)  # row index = i_a * b + i_b
+    x = torch.einsum("jkl,ljn->kjn", first, x)  # [a, b, n]: mixes i_a within each i_b
+    x = torch.einsum("kjl,kln->kjn", second, x)  # mixes i_b within each i_a
+    return x.reshape(n, n)[p_out].float()
+
+
+def ldlq(w: Any, h: Any, top: int, greedy_passes: int = 1) -> Any:
+    """Integer codes in [0, top] for ``w`` (already on the grid's scale) by LDLQ, last column first, then
+    ``greedy_passes`` coordinate passes that re-round each column given all the others."""
+    import torch
+
+    d = h.shape[0]
+    lower = torch.linalg.cholesky(h)
+    lower = lower / torch.diag(lower).unsqueeze(0) - torch.eye(d, device=h.device)  # unit-lower part, strictly
+    q = w.clone()
+    for i in reversed(range(d)):
+        feedback = (w[:, i + 1 :] - q[:, i + 1 :]) @ lower[i + 1 :, i]
+        q[:, i] = torch.floor(w[:, i] + feedback + 0.5).clamp(0, top)
+    s = q - w
+    hn = h / torch.diag(h).max()
+    for _ in range(greedy_passes):
+        before = q.clone()
+        for i in reversed(range(d)):
+            step = q[:, i] - torch.round(q[:, i] - (s @ hn[:, i]) / hn[i, i])
+            q[:, i] -= step
+            s[:, i] -= step
+        q = q.clamp(0, top)
+        if torch.equal(before, q):
+            break
+    return q
+
+
+def _authors(w: Any, h: Any, bits: int, gen: Any, dampening: float, greedy_passes: int) -> Any:
+    import torch
+
+    h = h / h.abs().max()
+    s = (torch.diag(h).clamp(min=1e-8) / torch.diag(w.T @ w).clamp(min=1e-8)).sqrt().sqrt().clamp(min=1e-8)
+    w, h = w * s.unsqueeze(0), h / s.unsqueeze(0) / s.unsqueeze(1)
+    u, v = butterfly(w.shape[0], gen).to(w.device), butterfly(w.shape[1], gen).to(w.device)
+    h = h * (h.shape[0] / (torch.trace(h) + 1e-8)) + 1e-2 * torch.eye(h.shape[0], device=h.device)
+    w, h = u @ w @ v.T, v @ h @ v.T
+    dead = torch.diag(h) == 0
+    h[dead, dead] = 1
+    w[:, dead] = 0
+    h = h + dampening * torch.mean(torch.diag(h)) * torch.eye(h.shape[0], device=h.device)
+    top = 2**bits - 1
+    scale = 2.4 * w.square().mean().sqrt() + 1e-16  # one symmetric grid for the whole matrix
+    codes = ldlq(((w / scale + 1) / 2 * top).clamp(0, top), h, top, greedy_passes)
+    q = (codes / top * 2 - 1) * scale
+    return (u.T @ q @ v) / s.unsqueeze(0)
+
+
+def _zoo_obs(w: Any, h: Any, bits: int, seed: int, dampening: float) -> Any:
     from zoo.methods import obs
-    from zoo.methods.native import Quantized
 
     u, v = rotation(w.shape[0], seed, w.device), rotation(w.shape[1], seed + 1, w.device)
     wt, ht = u @ w @ v.T, v @ h @ v.T
@@ -71,8 +157,24 @@ def quantize_weight(w: Any, h: Any, bits: int, seed: int = 0, dampening: float =
     def block(w1: Any, h1: Any, first: int) -> Any:
         return lambda i, col: grid(col)
 
-    q = obs.quantize(wt, ht, block, dampening=dampening)
-    return Quantized(u.T @ q @ v, bits=float(w.numel() * bits + w.shape[0] * 32), code_bits=float(w.numel() * bits))
+    return u.T @ obs.quantize(wt, ht, block, dampening=dampening) @ v
+
+
+def quantize_weight(
+    w: Any, h: Any, bits: int, seed: int = 0, dampening: float = 0.01, variant: str = "authors", greedy_passes: int = 1
+) -> Any:
+    """``seed`` fixes the rotations; the authors' variant draws a fresh pair per call from it, so a build
+    passes each Linear its own seed."""
+    import torch
+
+    from zoo.methods.native import Quantized
+
+    code = float(w.numel() * bits)
+    if variant == "authors":
+        gen = torch.Generator().manual_seed(seed)
+        return Quantized(_authors(w.float(), h.float(), bits, gen, dampening, greedy_passes), bits=code + 16 + 16 * w.shape[1],
+                         code_bits=code)  # fmt: skip
+    return Quantized(_zoo_obs(w, h, bits, seed, dampening), bits=code + w.shape[0] * 32, code_bits=code)
 
 
 def quantize(ctx: BuildContext[QuIPParams]) -> dict[str, Any]:
@@ -80,5 +182,13 @@ def quantize(ctx: BuildContext[QuIPParams]) -> dict[str, Any]:
 
     p = ctx.params
     bits = int(ctx.recipe.weights.bits)
-    scheme = {"weights": {"bits": bits, "granularity": "channel", "incoherence": p.incoherence, "seed": p.seed}}
-    return native.run(ctx, lambda w, h: quantize_weight(w, h, bits, p.seed, p.dampening_frac), scheme)
+    scheme = {"weights": {"bits": bits, "granularity": "channel", "incoherence": p.incoherence, "seed": p.seed,
+                          "variant": p.variant}}  # fmt: skip
+    count = [0]
+
+    def one(w: Any, h: Any) -> Any:
+        count[0] += 1  # the authors' variant: fresh rotations per Linear, reproducible from the recipe's seed
+        seed = p.seed * 1_000_003 + count[0] if p.variant == "authors" else p.seed
+        return quantize_weight(w, h, bits, seed, p.dampening_frac, p.variant, p.greedy_passes)
+
+    return native.run(ctx, one, scheme)

@@ -148,6 +148,17 @@ class StudySpec(Strict):
     ptb: float | None = None
     zero_shot_avg: float | None = None
     mmlu_avg: float | None = None
+    # where the numbers come from when the study's tables lack the cell (e.g. a method's own paper); cards
+    # cite it in place of the study, and tables mark its numbers "(paper)" rather than "(study)"
+    source: str | None = Field(None, exclude_if=lambda v: v is None)  # absent, not null: recipe hashes stay put
+
+    def figures(self) -> dict[str, float]:
+        """The published numbers alone (``source`` is their citation, not a figure)."""
+        return {k: v for k, v in self.model_dump(exclude={"source"}).items() if v is not None}
+
+    @property
+    def label(self) -> str:
+        return "study" if self.source is None else "paper"
 
 
 class Recipe(Strict):

@@ -47,6 +47,13 @@ def _pct(v: float | None) -> str:
     return f"{v:.1f}%" if v is not None else ""
 
 
+def _published(recipe: Recipe, value: float | None) -> str:
+    """A published number; one from another paper than the study (``study.source``) is marked "(paper)"."""
+    if value is None:
+        return ""
+    return fmt(value) if recipe.study.source is None else f"{fmt(value)} (paper)"
+
+
 def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     layout = Layout(workdir, recipe.name)
     build, ev = measured(workdir, recipe.name)
@@ -90,9 +97,9 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
         "acc_recovery": recovery.get(ACC) if acc is not None else None,
         "acc_recovery_text": _pct(recovery.get(ACC)) if acc is not None else "",
         "study_ppl": study_ppl,
-        "study_ppl_text": fmt(study_ppl) if study_ppl is not None else "",
+        "study_ppl_text": _published(recipe, study_ppl),
         "study_acc": recipe.study.zero_shot_avg,
-        "study_acc_text": fmt(recipe.study.zero_shot_avg) if recipe.study.zero_shot_avg is not None else "",
+        "study_acc_text": _published(recipe, recipe.study.zero_shot_avg),
         "limited": bool(ev and ev.limit),
         "repo_id": pushed.repo_id if pushed else recipe.repo_id,
         "url": url,
