@@ -123,9 +123,11 @@ def test_binarized_groups_hold_only_their_values(layer_data) -> None:
     w, _, h = layer_data
     pb = pbllm.quantize_weight(w, h, 0.0).weight  # no salient weights: pure +/- alpha per row and block
     assert set(_distinct_per_row_block(pb)) <= {1, 2}
-    bi = billm.quantize_weight(w, h, 0.0).weight  # two binarized groups: +/- alpha_c, +/- alpha_s
+    bi = billm.quantize_weight(w, h, 0.0, variant="zoo-obs").weight  # two binarized groups: +/- alpha_c, +/- alpha_s
     assert max(_distinct_per_row_block(bi)) <= 4
     assert max(len(torch.unique(b.abs())) for b in bi.view(bi.shape[0], -1, 128).flatten(0, 1)) <= 2
+    ba = billm.quantize_weight(w, h).weight  # authors': salient columns twice binarized (4 values), two groups of 2
+    assert max(_distinct_per_row_block(ba)) <= 8
     assert max(_distinct_per_row_block(dbllm.quantize_weight(w, h).weight)) <= 4  # two binary matrices
     alloc = slimllm.allocate(w, h, 2, 128)
     assert sum(alloc) == 2 * len(alloc) and set(alloc) <= {1, 2, 3}

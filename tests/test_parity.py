@@ -12,6 +12,10 @@ their mask dump switched off):
   salient_metric="hessian")``, ``H`` set, then ``fasterquant(low_frac, blocksize=128, percdamp=0.01)`` with
   ``low_frac`` = 1 - salient fraction, as their ``run.py ... xnor --low_frac 0.9 --high_bit 8 --groupsize 128
   --salient_metric hessian`` runs it.
+- BiLLM: Aaronhuang-778/BiLLM at dc137eb, ``bigptq.py``, ``binary.py``, ``utils/*.py`` (its unused
+  ``exceptiongroup`` import stubbed); for each pair ``BRAGPTQ(layer, Binarization(w, method="braq",
+  groupsize=128), salient_metric="hessian")``, ``H`` set, ``fasterquant(percdamp=0.01, blocksize=128)``: what
+  ``run.py MODEL c4 braq --blocksize 128 --salient_metric hessian`` runs.
 - QuIP: Cornell-RelaxML/QuIP at ac92cfc, ``{method,bal,vector_balance,quant}.py`` (``primefac`` stubbed by an
   equivalent prime factorization); for each pair ``Balance(layer)``, ``configure("ldlq", bits, 1)``, a
   ``Quantizer`` configured ``(bits, perchannel=True, sym=False, qfn="b")``, ``H`` set and ``post_batch()``,
@@ -40,6 +44,8 @@ AUTHORS: dict[tuple[str, float, str], float] = {
     ("pbllm", 0.1, "mlp"): 0.011641,
     ("pbllm", 0.143, "attn"): 0.007117,
     ("pbllm", 0.143, "mlp"): 0.008717,
+    ("billm", 1.1, "attn"): 0.021513,
+    ("billm", 1.1, "mlp"): 0.014580,
     # (a) above: the authors' pipeline with zoo's seeded rotations, mean over seeds 0-2
     ("quip", 2, "attn"): (0.012049 + 0.013556 + 0.013216) / 3,
     ("quip", 2, "mlp"): (0.012304 + 0.010509 + 0.015096) / 3,
@@ -65,8 +71,10 @@ def error(w, h, q) -> float:  # noqa: ANN001
 
 
 def _zoo(method: str, setting: float, w, h, variant: str, seed: int = 0):  # noqa: ANN001, ANN202
-    from zoo.methods import pbllm, quip
+    from zoo.methods import billm, pbllm, quip
 
+    if method == "billm":
+        return billm.quantize_weight(w, h, 0.1, 128, 81 if variant == "authors" else 40, 0.01, variant)
     if method == "pbllm":
         return pbllm.quantize_weight(w, h, setting, 128, 8, 0.01, variant)
     if method == "quip":
@@ -74,7 +82,7 @@ def _zoo(method: str, setting: float, w, h, variant: str, seed: int = 0):  # noq
     raise KeyError(method)
 
 
-SEEDS = {"pbllm": [0], "quip": [0, 1, 2]}  # a method with random draws is compared over the same seeds
+SEEDS = {"billm": [0], "pbllm": [0], "quip": [0, 1, 2]}  # a method with random draws is compared over the same seeds
 
 
 @pytest.mark.parametrize(("method", "setting", "pair"), sorted(AUTHORS))
@@ -93,3 +101,11 @@ def test_pbllm_variants_differ_and_both_count_their_bits() -> None:
     assert error(w, h, a.weight) != pytest.approx(error(w, h, z.weight), rel=1e-3)
     for q in (a, z):  # (1 - r) * 1 + r * 8 code bits; the mask and statistics on top
         assert q.code_bits / w.numel() == pytest.approx(2.0, abs=0.01) and q.bits > q.code_bits
+
+
+def test_billm_searches_its_salient_share_and_counts_it() -> None:
+    w, h = _pair("attn")
+    q = _zoo("billm", 1.1, w, h, "authors")
+    assert 1.0 < q.code_bits / w.numel() < 1.4  # 1 bit, plus 1 for each weight of a searched salient column
+    fixed = _zoo("billm", 1.1, w, h, "zoo-obs")
+    assert fixed.code_bits / w.numel() == pytest.approx(1.1, abs=0.01)

@@ -14,12 +14,20 @@ read as the paper's.
 from __future__ import annotations
 
 FIDELITY: dict[str, str | dict[str, str]] = {
-    "billm": (
-        "zoo's variant of BiLLM, not the authors' algorithm: a fixed 10% of salient columns (the authors search "
-        "1-49 of 128 per block), binarization without their per-row mean offset, the non-salient split on |w| "
-        "rather than Hessian saliency, and error compensation within blocks (theirs: between blocks only). "
-        "Measured on the tiny base: zoo 57.40 perplexity at 1.10 code bits vs the authors' code 65.57 at 1.13."
-    ),
+    "billm": {
+        "authors": (
+            "the authors' algorithm (Aaronhuang-778/BiLLM at dc137eb, braq with Hessian saliency: salient "
+            "columns searched per block, residual binarization with per-row mean offsets, the split searched "
+            "over 81 saliency percentiles, error compensation between blocks only); on zoo's parity fixtures "
+            "its reconstruction error equals their code's (tests/test_parity.py)."
+        ),
+        "zoo-obs": (
+            "zoo's variant of BiLLM (params.variant: zoo-obs), not the authors' algorithm: a fixed 10% of "
+            "salient columns, binarization without the per-row mean offset, the non-salient split on |w| rather "
+            "than Hessian saliency, and error compensation within blocks. Measured on the tiny base: 57.40 "
+            "perplexity at 1.10 code bits vs the authors' code 65.57 at 1.13."
+        ),
+    },
     "pbllm": {
         "authors": (
             "the authors' algorithm (hahnyuan/PB-LLM gptq_pb at fe85da9: Hessian salience, XNOR binarizer with "
