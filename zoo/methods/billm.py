@@ -193,10 +193,12 @@ def quantize(ctx: BuildContext[BiLLMParams]) -> dict[str, Any]:
     p = ctx.params
     group = int(ctx.recipe.weights.group_size)
     points = p.split_search_points or (81 if p.variant == "authors" else 40)
-    scheme = {"weights": {"group_size": group, "split_search_points": points, "variant": p.variant}}
-    scheme["weights"].update(
-        {"max_salient_columns": p.max_salient_columns} if p.variant == "authors" else {"salient_columns": p.salient_columns}
-    )
+    weights: dict[str, Any] = {"group_size": group, "split_search_points": points, "variant": p.variant}
+    if p.variant == "authors":
+        weights["max_salient_columns"] = p.max_salient_columns
+    else:
+        weights["salient_columns"] = p.salient_columns
+    scheme = {"weights": weights}
 
     def one(w: Any, h: Any) -> Any:
         return quantize_weight(w, h, p.salient_columns, group, points, p.dampening_frac, p.variant,
