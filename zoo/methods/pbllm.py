@@ -49,7 +49,7 @@ SPEC = MethodSpec(
 )
 
 
-def _authors(w: Any, fraction: float, group: int, salient_bits: int, stats: dict[str, float]) -> Any:
+def _authors(w: Any, fraction: float, salient_bits: int, stats: dict[str, float]) -> Any:
     """The block quantizer of the authors' algorithm: mask and statistics from ``w`` as it was."""
     import torch
 
@@ -119,7 +119,7 @@ def quantize_weight(
     if variant == "authors":
         w0 = w.clone().float()
         w0[:, torch.diag(h) == 0] = 0  # as the OBS loop zeroes dead inputs
-        block = _authors(w0, fraction, group, salient_bits, stats)
+        block = _authors(w0, fraction, salient_bits, stats)
     else:
         block = _zoo_obs(fraction, salient_bits, stats)
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
