@@ -17,15 +17,21 @@ ColumnFn = Callable[[int, Any], Any]  # (column index within block, column [out]
 BlockFn = Callable[[Any, Any, int], ColumnFn]  # (block weights [out, b], Hinv block [b, b], first column) -> ColumnFn
 
 
-def inverse_hessian_factor(h: Any, dampening: float) -> Any:
-    """Upper Cholesky factor of H^-1 after GPTQ's dampening (and dead inputs made harmless)."""
+def damped(h: Any, dampening: float) -> Any:
+    """A copy of H with dead inputs made harmless (diagonal 1) and GPTQ's dampening added."""
     import torch
 
     h = h.clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1
-    h += dampening * torch.mean(torch.diag(h)) * torch.eye(h.shape[0], device=h.device)
-    hinv = torch.cholesky_inverse(torch.linalg.cholesky(h))
+    return h + dampening * torch.mean(torch.diag(h)) * torch.eye(h.shape[0], device=h.device)
+
+
+def inverse_hessian_factor(h: Any, dampening: float) -> Any:
+    """Upper Cholesky factor of H^-1 after GPTQ's dampening (and dead inputs made harmless)."""
+    import torch
+
+    hinv = torch.cholesky_inverse(torch.linalg.cholesky(damped(h, dampening)))
     return torch.linalg.cholesky(hinv, upper=True)
 
 

@@ -130,16 +130,16 @@ def ldlq(w: Any, h: Any, top: int, greedy_passes: int = 1) -> Any:
 def _authors(w: Any, h: Any, bits: int, gen: Any, dampening: float, greedy_passes: int) -> Any:
     import torch
 
+    from zoo.methods import obs
+
     h = h / h.abs().max()
     s = (torch.diag(h).clamp(min=1e-8) / torch.diag(w.T @ w).clamp(min=1e-8)).sqrt().sqrt().clamp(min=1e-8)
     w, h = w * s.unsqueeze(0), h / s.unsqueeze(0) / s.unsqueeze(1)
     u, v = butterfly(w.shape[0], gen).to(w.device), butterfly(w.shape[1], gen).to(w.device)
     h = h * (h.shape[0] / (torch.trace(h) + 1e-8)) + 1e-2 * torch.eye(h.shape[0], device=h.device)
     w, h = u @ w @ v.T, v @ h @ v.T
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1
-    w[:, dead] = 0
-    h = h + dampening * torch.mean(torch.diag(h)) * torch.eye(h.shape[0], device=h.device)
+    w[:, torch.diag(h) == 0] = 0
+    h = obs.damped(h, dampening)
     top = 2**bits - 1
     scale = 2.4 * w.square().mean().sqrt() + 1e-16  # one symmetric grid for the whole matrix
     codes = ldlq(((w / scale + 1) / 2 * top).clamp(0, top), h, top, greedy_passes)
