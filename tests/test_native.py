@@ -158,3 +158,15 @@ def test_native_recipes_build_with_their_bits(name: str, built) -> None:
     assert record["bits_per_weight"] > record["code_bits_per_weight"]
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert torch.isfinite(model(input_ids=torch.tensor([[1, 2, 3, 4]])).logits).all()
+
+
+def test_dbllm_recipe_distils_and_keeps_four_levels_per_row_block(built) -> None:
+    from transformers import AutoModelForCausalLM
+
+    folder = built("tiny-llama3-dbllm-2bit")
+    weights = json.loads((folder / "quantization.json").read_text())["weights"]
+    assert weights["distillation"] is True and weights["distillation_steps"] == 2 * 32  # 2 epochs of 32 windows
+    assert weights["distillation_kl"]["after"] < weights["distillation_kl"]["before"]
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    linears = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n]
+    assert len(linears) == 4 * 7 and all(max(_distinct_per_row_block(m.weight.data)) <= 4 for m in linears)

@@ -36,6 +36,7 @@ class Quantized:
 
 
 WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
+RecordFn = Callable[[Any, Quantized], None]  # (the nn.Linear, its result) once its weight is replaced
 
 
 def _capture(model: Any, layers: Any, windows: list[list[int]], device: str) -> tuple[list[Any], dict[str, Any]]:
@@ -92,6 +93,13 @@ def _hidden(out: Any) -> Any:
 
 def run(ctx: BuildContext[Any], quantize: WeightFn, scheme: dict[str, Any]) -> dict[str, Any]:
     """Quantize every decoder Linear of ``ctx``'s model with ``quantize`` and save the checkpoint."""
+    return save(ctx, *quantize_layers(ctx, quantize), scheme)
+
+
+def quantize_layers(ctx: BuildContext[Any], quantize: WeightFn, record: RecordFn | None = None) -> tuple[Any, float, float]:
+    """The layer-by-layer pass alone: the model (on the host, every decoder Linear quantized), its bits and
+    code bits per weight. ``record`` sees each Linear with its result, for a method that trains on after the
+    pass (DB-LLM's distillation keeps the binary codes); ``run`` is this pass and ``save``."""
     import torch
 
     from zoo.progress import reporter
@@ -122,6 +130,8 @@ def run(ctx: BuildContext[Any], quantize: WeightFn, scheme: dict[str, Any]) -> d
             w = module.weight.data.float()
             result = quantize(w, hessians[name].h)
             module.weight.data = result.weight.to(module.weight.dtype)
+            if record is not None:
+                record(module, result)
             total_bits += result.bits
             code_bits += result.code_bits
             total_weights += w.numel()
@@ -131,7 +141,11 @@ def run(ctx: BuildContext[Any], quantize: WeightFn, scheme: dict[str, Any]) -> d
         del hessians
         tick(index + 1, len(layers))
     inner.rotary_emb.to("cpu")
-    bits, code = total_bits / total_weights, code_bits / total_weights
+    return model, total_bits / total_weights, code_bits / total_weights
+
+
+def save(ctx: BuildContext[Any], model: Any, bits: float, code: float, scheme: dict[str, Any]) -> dict[str, Any]:
+    """Write the 16-bit ("fake") checkpoint and ``quantization.json``; the method info for build.json."""
     model.save_pretrained(ctx.out)
     ctx.processor.save_pretrained(ctx.out)
     record = {
