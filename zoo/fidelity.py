@@ -57,14 +57,28 @@ FIDELITY: dict[str, str | dict[str, str]] = {
             "57.47 (their code: 57.45)."
         ),
     },
-    "slimllm": (
-        "zoo's variant of SliM-LLM: bit allocation by salience-weighted rounding error (the authors search by "
-        "output KL on calibration activations) and no salience-weighted quantizer refinement (SQC); 1-bit groups "
-        "are binarized around the row mean as the authors' are (params.one_bit_grid: mean-binary, the default; "
-        "zoo's earlier min-max grid, one_bit_grid: minmax, measured better in zoo's pipeline on the tiny base: "
-        "59.53 vs 61.38 pydoc perplexity). The authors' code could not run on this base's 256-wide layers, so "
-        "no side-by-side figure exists."
-    ),
+    "slimllm": {
+        "authors": (
+            "the authors' algorithm (Aaronhuang-778/SliM-LLM at cfdf5ff, slim-llm/run.py: groups ranked by Hessian "
+            "salience, k pairs moved one bit up and one bit down with k searched over 1 .. n/2 - 1, SQC's per-row "
+            "search of 101 range factors in [0.9, 1.1] on |error|^2.4, 1-bit groups as mean + mean|w| sign, GPTQ's "
+            "loop), except two things zoo had to choose: k is scored by the second-order expansion of their output "
+            "KL, which H gives (zoo's per-Linear step has no activations; it picks their k on the parity pairs and in "
+            "7 of 8 of the tiny base's searchable layers), and in a layer of 2 or 3 groups, where their search range "
+            "is empty and their code stops, the same score chooses between no pair and one. On zoo's parity fixtures "
+            "its allocation and reconstruction error equal their code's (tests/test_parity.py). Measured on the tiny "
+            "base (bench/methods.py, one thread): 58.13 pydoc perplexity at W2 (zoo-obs 61.36; one pair forced in "
+            "every 2-group layer: 61.26)."
+        ),
+        "zoo-obs": (
+            "zoo's variant of SliM-LLM (params.variant: zoo-obs), not the authors' algorithm: k searched from 0 on "
+            "the salience-weighted rounding error (the authors: from 1, on output KL), no salience-weighted quantizer "
+            "calibration (per-row min-max grids), 1-bit groups as mean +- mean|w - mean| (params.one_bit_grid: "
+            "mean-binary, the default) or on a 1-bit min-max grid (one_bit_grid: minmax), dead inputs zeroed. "
+            "Measured on the tiny base (bench/methods.py, one thread): 61.36 pydoc perplexity at W2 (minmax: 59.38) "
+            "vs the authors' algorithm 58.13."
+        ),
+    },
     "irqlora": (
         "zoo's implementation of IR-QLoRA's ICQ (entropy-maximizing NF4 calibration) and IEC (the elastic "
         "connection) from the paper; not yet compared side by side with the authors' code."
