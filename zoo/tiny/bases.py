@@ -1,6 +1,8 @@
 """Where the built-in tiny bases live on disk.
 
-``tiny-llama3`` ships ready in the package. ``tiny-llava-next`` would repeat tiny-llama3's weights as
+``tiny-llama3`` ships ready in the package, and so does ``tiny-llama3-outliers``, the same model with
+LLaMA-3-like heavy-tailed weights (``zoo/tiny/outliers.py`` made it), on which 2-bit collapses as the
+study's LLaMA3-8B does. ``tiny-llava-next`` would repeat tiny-llama3's weights as
 its language model, so only its vision tower and projector ship; the full checkpoint is assembled
 once into the zoo cache (written under a temporary name, then renamed) and reused after that.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-BUILTIN_BASES = ("tiny-llama3", "tiny-llava-next")
+BUILTIN_BASES = ("tiny-llama3", "tiny-llama3-outliers", "tiny-llava-next")
 IMAGE_SIZE = 32
 PATCH = 8
 PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
@@ -98,8 +100,8 @@ def _assemble_llava(dest: Path) -> None:
 
 def builtin_path(name: str) -> Path:
     """The directory a built-in base loads from with ``from_pretrained``."""
-    if name == "tiny-llama3":
-        return HERE / "tiny-llama3"
+    if name in ("tiny-llama3", "tiny-llama3-outliers"):
+        return HERE / name
     if name != "tiny-llava-next":
         raise KeyError(name)
     parts = [HERE / "tiny-llama3" / "model.safetensors", HERE / "tiny-llava-next" / "vision.safetensors"]

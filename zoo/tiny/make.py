@@ -84,6 +84,31 @@ def make_tokenizer(out: Path):  # -> PreTrainedTokenizerBase
     return fast
 
 
+def fit(model, opt, sched, ids, steps: int, seq: int, batch: int, seed: int, held=None) -> None:  # noqa: ANN001
+    """Train on seeded random windows of ``ids``, logging the held-out loss every 50 steps (both bases)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    start = time.time()
+    model.train()
+    for step in range(steps):
+        starts = torch.randint(0, ids.numel() - seq - 1, (batch,), generator=gen)
+        x = torch.stack([ids[s : s + seq] for s in starts.tolist()])
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == steps - 1:
+            with torch.no_grad():
+                model.eval()
+                held_loss = model(input_ids=held, labels=held).loss.item()
+                model.train()
+            log.info("step %d loss %.3f held-out %.3f (%.0fs)", step, loss.item(), held_loss, time.time() - start)
+    model.eval()
+
+
 def train_llama(out: Path, tokenizer, steps: int, seq: int, batch: int, seed: int) -> None:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -116,26 +141,7 @@ def train_llama(out: Path, tokenizer, steps: int, seq: int, batch: int, seed: in
             return (step + 1) / warm
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warm) / (steps - warm)))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    gen = torch.Generator().manual_seed(seed)
-    start = time.time()
-    model.train()
-    for step in range(steps):
-        starts = torch.randint(0, ids.numel() - seq - 1, (batch,), generator=gen)
-        x = torch.stack([ids[s : s + seq] for s in starts.tolist()])
-        loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        if step % 50 == 0 or step == steps - 1:
-            with torch.no_grad():
-                model.eval()
-                held_loss = model(input_ids=held, labels=held).loss.item()
-                model.train()
-            log.info("step %d loss %.3f held-out %.3f (%.0fs)", step, loss.item(), held_loss, time.time() - start)
-    model.eval()
+    fit(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at), ids, steps, seq, batch, seed, held)
     model.to(torch.bfloat16).save_pretrained(out)  # type: ignore[arg-type]
     GenerationConfig(
         bos_token_id=config.bos_token_id,
