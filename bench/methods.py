@@ -5,6 +5,10 @@ README). Each tiny recipe is built with `zoo build` (skipped when already built 
 with the study's perplexity protocol on the held-out pydoc text (256-token windows), next to the
 16-bit base. A method with named variants (``params.variant``: the authors' algorithm and zoo's own,
 ``zoo/fidelity.py``) gets one row per variant, side by side, the default first.
+
+``--base tiny-llama3-outliers`` builds the same recipes on the outlier proxy (``zoo/tiny/outliers.py``)
+and ``--ranking`` measures just the study's 2-bit cells (and BiLLM's 1.1 bits), then prints their
+order next to the order of the study's LLaMA3-8B WikiText2 perplexities, with Kendall's tau.
 """
 
 from __future__ import annotations
@@ -25,6 +29,38 @@ NAMES = [
     "tiny-llama3-qlora-4bit",
     "tiny-llama3-irqlora-4bit",
 ]
+# the study's cells at 2 bits and below whose tiny twin zoo builds; their order is the one to match
+RANKED = [
+    "tiny-llama3-rtn-2bit",
+    "tiny-llama3-gptq-2bit",
+    "tiny-llama3-awq-2bit",
+    "tiny-llama3-quip-2bit-pc",
+    "tiny-llama3-pbllm-2bit",
+    "tiny-llama3-dbllm-2bit",
+    "tiny-llama3-billm-1.1bit",
+]
+
+
+def kendall_tau(a: list[float], b: list[float]) -> float:
+    """Rank agreement of two orderings of the same items: 1 same order, -1 reversed (no ties here)."""
+    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
+    agree = sum(1 if (a[i] - a[j]) * (b[i] - b[j]) > 0 else -1 for i, j in pairs)
+    return agree / len(pairs)
+
+
+def ranking(measured: dict[str, float], recipes: Path) -> None:
+    from zoo.catalog import load
+
+    study = {n: load(n.replace("tiny-llama3", "llama3-8b", 1), recipes).study.wikitext2 for n in measured}
+    names = [n for n in measured if study[n] is not None]
+    print("\n| rank | here (pydoc ppl) | study, LLaMA3-8B (WikiText2 ppl) |")
+    print("|---|---|---|")
+    here = sorted(names, key=lambda n: measured[n])
+    paper = sorted(names, key=lambda n: study[n] or 0.0)
+    for i, (h, p) in enumerate(zip(here, paper, strict=True), 1):
+        print(f"| {i} | {h.removeprefix('tiny-llama3-')} {measured[h]:.2f} | {p.removeprefix('tiny-llama3-')} {study[p]:g} |")
+    tau = kendall_tau([measured[n] for n in names], [study[n] or 0.0 for n in names])
+    print(f"\nKendall's tau over {len(names)} cells: {tau:.2f}")
 
 
 def ppl(folder: Path, ids: list[int]) -> float:
@@ -42,6 +78,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", type=Path)
     p.add_argument("--only", nargs="*", help="measure just these recipes")
+    p.add_argument("--base", default="tiny-llama3", help="built-in base to build on (tiny-llama3-outliers: the proxy)")
+    p.add_argument("--ranking", action="store_true", help="just the 2-bit cells, ranked against the study's")
     args = p.parse_args()
     from transformers import AutoTokenizer
 
@@ -53,20 +91,24 @@ def main() -> None:
     from zoo.tiny.bases import builtin_path
 
     recipes = ROOT / "recipes"
-    base = builtin_path("tiny-llama3")
+    base = builtin_path(args.base)
     ids = token_ids(corpus.heldout_text(), AutoTokenizer.from_pretrained(base))
+    measured: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         print("| recipe | method | variant | weights | code bits | bits with metadata | pydoc ppl |")
         print("|---|---|---|---|---|---|---|")
-        print(f"| tiny-llama3 (16-bit base) | - | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
-        runs = [(load(name, recipes), None) for name in args.only or NAMES]
+        print(f"| {args.base} (16-bit base) | - | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
+        runs = [(load(name, recipes), None) for name in args.only or (RANKED if args.ranking else NAMES)]
         runs = [(r, v) for r, _ in runs for v in (variants(r.method) or (None,))]
         for recipe, variant in runs:
             name = recipe.name
+            if args.base != "tiny-llama3":  # the same recipe on another built-in base, built apart
+                on = recipe.base.model_copy(update={"builtin": args.base})
+                recipe = recipe.model_copy(update={"name": name.replace("tiny-llama3", args.base, 1), "base": on})
             if variant is not None and variant != variants(recipe.method)[0]:  # a named variant, built apart
                 params = recipe.params.model_copy(update={"variant": variant})
-                recipe = recipe.model_copy(update={"name": f"{name}-{variant}", "params": params})
+                recipe = recipe.model_copy(update={"name": f"{recipe.name}-{variant}", "params": params})
             folder = build(recipe, work, recipes, device="cpu").model_dir
             q = folder / "quantization.json"
             record = json.loads(q.read_text()) if q.exists() else None
@@ -76,8 +118,13 @@ def main() -> None:
             weights = f"W{recipe.weights.bits:g} " + ("per channel" if g == "channel" else f"g{g}")
             code = f"{record['code_bits_per_weight']:.3f}" if record else f"{recipe.weights.bits:g}"
             total = f"{record['bits_per_weight']:.3f}" if record else f"{recipe.weights.bits + 32 / g:g}"
-            row = f"| {name} | {recipe.method} | {variant or '-'} | {weights} | {code} | {total} | {ppl(folder, ids):.2f} |"
+            value = ppl(folder, ids)
+            if variant is None or variant == variants(recipe.method)[0]:
+                measured[name] = value
+            row = f"| {recipe.name} | {recipe.method} | {variant or '-'} | {weights} | {code} | {total} | {value:.2f} |"
             print(row, flush=True)
+        if args.ranking:
+            ranking({n: v for n, v in measured.items() if n in RANKED}, recipes)
 
 
 if __name__ == "__main__":

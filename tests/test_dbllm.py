@@ -150,3 +150,22 @@ def test_the_study_cell_distils_by_default() -> None:
     for name in ("llama3-8b-dbllm-2bit", "tiny-llama3-dbllm-2bit"):
         assert load(name, RECIPES).params.distillation is True
     assert dbllm.DBLLMParams(distillation=False).distillation is False  # FDB alone stays a choice
+
+
+def test_a_row_with_one_outlier_still_fits() -> None:
+    """Outliers far outside the rest put every other weight on code 0 and themselves on code 3, so b1 = b2 in
+    the whole block: the least-squares system is singular (a float32 solve failed on the outlier proxy base)."""
+    import torch
+
+    from zoo.methods.dbllm import fdb_levels, quantize_weight
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(8, 256, generator=gen) * 0.01
+    w[:, :40] = 1.0
+    levels = fdb_levels(w[:, :128])
+    assert torch.isfinite(levels).all()
+    assert torch.allclose(levels[:, 3], torch.ones(8), atol=1e-5)  # the outliers are kept exactly
+    assert torch.allclose(levels[:, 0], w[:, 40:128].mean(1), atol=1e-5)  # the rest at their mean
+    x = torch.randn(512, 256, generator=gen)
+    q = quantize_weight(w, x.t() @ x / 512)
+    assert torch.isfinite(q.weight).all()

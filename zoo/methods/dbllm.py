@@ -76,10 +76,13 @@ def fdb_levels(w1: Any) -> Any:
     scale = ((hi - lo) / 3).clamp(min=1e-8)
     q = ((w1 - lo) / scale).round().clamp(0, 3)
     b1, b2 = (q >= 2).float(), (q % 2).float()
-    design = torch.stack([b1, b2, torch.ones_like(b1)], dim=2)  # [rows, cols, 3]
-    ata = design.transpose(1, 2) @ design + 1e-6 * torch.eye(3, device=w1.device)
-    atb = design.transpose(1, 2) @ w1.unsqueeze(2)
-    a1, a2, c = torch.linalg.solve(ata, atb).squeeze(2).unbind(1)
+    design = torch.stack([b1, b2, torch.ones_like(b1)], dim=2).double()  # [rows, cols, 3]
+    ata = design.transpose(1, 2) @ design
+    atb = design.transpose(1, 2) @ w1.double().unsqueeze(2)
+    # A row whose outlier stretches the grid puts all its other weights on code 0 (b1 = b2 everywhere): the
+    # system is singular there, and the pseudo-inverse's least-norm fit splits a1 = a2 (codes 1, 2 decode
+    # to the midpoint) where a plain solve stops the build.
+    a1, a2, c = (torch.linalg.pinv(ata) @ atb).squeeze(2).to(w1.dtype).unbind(1)
     return torch.stack([c, c + a2, c + a1, c + a1 + a2], dim=1)
 
 
