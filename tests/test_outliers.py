@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from zoo.tiny.bases import BUILTIN_BASES, builtin_path
+from zoo.tiny.outliers import FRACTION, measure, outlier_share
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -18,12 +19,6 @@ def _linears(name: str) -> dict[str, torch.Tensor]:
 
     tensors = load_file(str(builtin_path(name) / "model.safetensors"))
     return {k: v.float() for k, v in tensors.items() if ".layers." in k and k.endswith("proj.weight")}
-
-
-def _outlier_share(w: torch.Tensor) -> float:
-    """Share of weights beyond 8 robust standard deviations of their row (median |w| / 0.6745)."""
-    sigma = w.abs().median(dim=1, keepdim=True).values / 0.6745
-    return float((w.abs() > 8 * sigma).float().mean())
 
 
 def test_the_proxy_is_a_builtin_with_the_tiny_bases_shape() -> None:
@@ -36,13 +31,19 @@ def test_the_proxy_is_a_builtin_with_the_tiny_bases_shape() -> None:
 
 
 def test_its_weights_are_heavy_tailed_where_the_tiny_bases_are_not() -> None:
-    from zoo.tiny.outliers import FRACTION
-
     proxy, tiny = _linears("tiny-llama3-outliers"), _linears("tiny-llama3")
     assert set(proxy) == set(tiny) and len(proxy) == 28
     for name, w in proxy.items():
-        assert 0.5 * FRACTION < _outlier_share(w) < 1.5 * FRACTION, name
-        assert _outlier_share(tiny[name]) < 0.1 * FRACTION, name
+        assert 0.5 * FRACTION < outlier_share(w) < 1.5 * FRACTION, name
+        assert outlier_share(tiny[name]) < 0.1 * FRACTION, name
+
+
+def test_measure_reports_the_share_per_kind_of_linear() -> None:
+    kinds = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    proxy, tiny = measure(builtin_path("tiny-llama3-outliers")), measure(builtin_path("tiny-llama3"))
+    assert set(proxy) == set(tiny) == kinds
+    assert all(0.5 * FRACTION < v < 1.5 * FRACTION for v in proxy.values())
+    assert all(v < 0.1 * FRACTION for v in tiny.values())
 
 
 def _rtn_2bit_ratio(base: str, tmp_path: Path) -> float:
