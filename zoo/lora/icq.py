@@ -5,8 +5,8 @@ Plain NF4 centres every block on zero. ICQ shifts each block by an offset tau be
 block's 4-bit codes, so the 16 levels carry as much information about the weights as they can. As in
 the authors' code (htqin/IR-QLoRA), the candidates are ``tau0 + f * absmax(w - tau0)`` with tau0 the
 block median and ``f`` on an even grid of ``2 * steps + 1`` points in ``[-range * s, range * s]``, s being
-NF4's scale constant 1/Phi^-1(0.9677083); the first best candidate wins. The offsets are stored like
-the scales: 8-bit codes of the dynamic map with one float per 256 blocks.
+NF4's scale constant 1/Phi^-1(0.9677083) (the grid bit for bit theirs); the first best candidate wins.
+The offsets are stored like the scales: 8-bit codes of the dynamic map with one float per 256 blocks.
 
 One difference from the authors' code, on purpose: the weights are quantized around the *stored*
 (8-bit) offsets, so the codes are exactly those a loader reproduces from the saved offsets.
@@ -44,10 +44,12 @@ def _per_value(tau: Any, blocksize: int, n: int) -> Any:
 
 
 def scale_constant() -> float:
+    """1/Phi^-1(0.9677083), with the offset rounded to float32 first as the authors' code does
+    (``norm.ppf(torch.linspace(0.9677083, 0.5, 9))``): their candidate grid to the last bit."""
     import torch
     from torch.special import ndtri
 
-    return float(1 / ndtri(torch.tensor(nf4.NF4_OFFSET, dtype=torch.float64)))
+    return float(1 / ndtri(torch.tensor(nf4.NF4_OFFSET, dtype=torch.float32).double()))
 
 
 def search_tau(w: Any, blocksize: int, tau_range: float, steps: int, chunk: int = 1 << 16) -> Any:
@@ -59,7 +61,9 @@ def search_tau(w: Any, blocksize: int, tau_range: float, steps: int, chunk: int 
 
     b = nf4.blocks(w, blocksize)
     s = scale_constant()
-    factors = torch.linspace(-tau_range * s, tau_range * s, 2 * steps + 1, device=b.device)
+    # spaced in float64 then rounded, as the authors' np.linspace: a float32 grid moves some candidates by an ulp
+    grid = torch.linspace(-tau_range * s, tau_range * s, 2 * steps + 1, dtype=torch.float64)
+    factors = grid.to(device=b.device, dtype=torch.float32)
     out = torch.empty(b.shape[0], device=b.device)
     per = max(1, chunk // len(factors))
     for i in range(0, b.shape[0], per):
