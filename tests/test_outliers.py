@@ -9,16 +9,9 @@ import pytest
 import torch
 
 from zoo.tiny.bases import BUILTIN_BASES, builtin_path
-from zoo.tiny.outliers import FRACTION, measure, outlier_share
+from zoo.tiny.outliers import FRACTION, measure, shares
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-def _linears(name: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(builtin_path(name) / "model.safetensors"))
-    return {k: v.float() for k, v in tensors.items() if ".layers." in k and k.endswith("proj.weight")}
 
 
 def test_the_proxy_is_a_builtin_with_the_tiny_bases_shape() -> None:
@@ -31,11 +24,11 @@ def test_the_proxy_is_a_builtin_with_the_tiny_bases_shape() -> None:
 
 
 def test_its_weights_are_heavy_tailed_where_the_tiny_bases_are_not() -> None:
-    proxy, tiny = _linears("tiny-llama3-outliers"), _linears("tiny-llama3")
+    proxy, tiny = shares(builtin_path("tiny-llama3-outliers")), shares(builtin_path("tiny-llama3"))
     assert set(proxy) == set(tiny) and len(proxy) == 28
-    for name, w in proxy.items():
-        assert 0.5 * FRACTION < outlier_share(w) < 1.5 * FRACTION, name
-        assert outlier_share(tiny[name]) < 0.1 * FRACTION, name
+    for name, share in proxy.items():
+        assert 0.5 * FRACTION < share < 1.5 * FRACTION, name
+        assert tiny[name] < 0.1 * FRACTION, name
 
 
 def test_measure_reports_the_share_per_kind_of_linear() -> None:

@@ -208,10 +208,9 @@ def _authors_hessian(h: Any) -> Any:
     """H as the authors' quantization step sees it: dead inputs at 1 and 0.01 added by their salience step."""
     import torch
 
-    h = h.clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1
-    return h + SALIENCE_DAMP * torch.eye(h.shape[0], device=h.device)
+    from zoo.methods import obs
+
+    return obs.damped(h, 0.0) + SALIENCE_DAMP * torch.eye(h.shape[0], device=h.device)
 
 
 def _authors_allocate(w: Any, h: Any, bits: int, group: int, dampening: float) -> list[int]:
@@ -312,11 +311,7 @@ def _zoo_obs_allocate(w: Any, h: Any, bits: int, group: int, dampening: float, o
     }
     best, best_err = [bits] * len(order), float("inf")
     for k in range(len(order) // 2 + 1):
-        alloc = [bits] * len(order)
-        for g in order[:k]:
-            alloc[g] = bits + 1
-        for g in order[len(order) - k :] if k else []:
-            alloc[g] = bits - 1
+        alloc = pairs(salience, k, bits)
         err = sum(float(salience[g]) * cost[alloc[g]][g] for g in range(len(order)))
         if err < best_err:
             best, best_err = alloc, err

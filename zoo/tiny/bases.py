@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-BUILTIN_BASES = ("tiny-llama3", "tiny-llama3-outliers", "tiny-llava-next")
+SHIPPED = ("tiny-llama3", "tiny-llama3-outliers")  # ready in the package, loaded from where they lie
+BUILTIN_BASES = (*SHIPPED, "tiny-llava-next")
 IMAGE_SIZE = 32
 PATCH = 8
 PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
@@ -100,7 +101,7 @@ def _assemble_llava(dest: Path) -> None:
 
 def builtin_path(name: str) -> Path:
     """The directory a built-in base loads from with ``from_pretrained``."""
-    if name in ("tiny-llama3", "tiny-llama3-outliers"):
+    if name in SHIPPED:
         return HERE / name
     if name != "tiny-llava-next":
         raise KeyError(name)

@@ -73,20 +73,27 @@ def outlier_share(w: Any, sigmas: float = 8.0) -> float:
     return float((w.abs() > sigmas * sigma).float().mean())
 
 
-def measure(folder: Path) -> dict[str, float]:
-    """The mean outlier share of each kind of decoder Linear (q_proj, ..., down_proj) in a checkpoint's
-    safetensors, one tensor in memory at a time: ``--measure`` runs it on a real base (LLaMA3-8B on a machine
-    that has it) to set beside the proxy's."""
+def shares(folder: Path) -> dict[str, float]:
+    """The outlier share of every decoder Linear's weight in a checkpoint's safetensors, one tensor in memory
+    at a time."""
     from safetensors import safe_open
 
-    shares: dict[str, list[float]] = {}
+    out: dict[str, float] = {}
     for shard in sorted(folder.glob("*.safetensors")):
         with safe_open(str(shard), "pt") as f:
             for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                 if ".layers." in key and key.endswith("proj.weight"):
-                    kind = key.rsplit(".", 2)[-2]
-                    shares.setdefault(kind, []).append(outlier_share(f.get_tensor(key).float()))
-    return {kind: sum(v) / len(v) for kind, v in sorted(shares.items())}
+                    out[key] = outlier_share(f.get_tensor(key).float())
+    return out
+
+
+def measure(folder: Path) -> dict[str, float]:
+    """The mean outlier share of each kind of decoder Linear (q_proj, ..., down_proj): ``--measure`` runs it
+    on a real base (LLaMA3-8B on a machine that has it) to set beside the proxy's."""
+    kinds: dict[str, list[float]] = {}
+    for key, share in shares(folder).items():
+        kinds.setdefault(key.rsplit(".", 2)[-2], []).append(share)
+    return {kind: sum(v) / len(v) for kind, v in sorted(kinds.items())}
 
 
 def make(out: Path, fraction: float, magnitude: float, steps: int, seed: int) -> None:
