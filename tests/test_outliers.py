@@ -65,3 +65,29 @@ def test_rtn_at_2_bits_collapses_on_the_proxy_alone(base: str, low: float, high:
     """The study's LLaMA3-8B: RTN W2 g128 1.9e3 against 6.1 at 16 bits; the tiny base: 64 against 56."""
     ratio = _rtn_2bit_ratio(base, tmp_path)
     assert ratio > low and (high is None or ratio < high)
+
+
+def test_make_refuses_a_folder_it_did_not_write_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    from zoo.errors import UsageError
+    from zoo.tiny.outliers import make
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="did not write"):
+        make(out, 0.005, 20.0, 1, 0)
+    assert [f.name for f in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["mine"]  # no temporary folder left beside it
+
+
+@pytest.mark.parametrize("args", [["--measure", "missing"], ["--out", "notes.txt"]])
+def test_bad_folders_are_one_line_and_exit_2(args: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    run = subprocess.run(
+        [sys.executable, "-m", "zoo.tiny.outliers", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "fix:" in run.stderr, run.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "keep me"

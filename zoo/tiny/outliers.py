@@ -30,10 +30,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import UsageError, ZooError
 from zoo.tiny import corpus
 from zoo.tiny.make import fit
 
@@ -44,6 +47,9 @@ FRACTION = 0.005
 MAGNITUDE = 20.0
 STEPS = 150
 LR = 1e-3
+# what a proxy folder holds: ``make`` replaces a folder of these files alone, nothing else
+FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+         "chat_template.jinja")  # fmt: skip
 
 
 def inject(model: object, fraction: float, magnitude: float, seed: int) -> dict[object, object]:
@@ -78,8 +84,11 @@ def shares(folder: Path) -> dict[str, float]:
     at a time."""
     from safetensors import safe_open
 
+    found = sorted(folder.glob("*.safetensors"))
+    if not found:
+        raise UsageError(f"{folder}: no *.safetensors files there; fix: pass --measure a checkpoint's folder")
     out: dict[str, float] = {}
-    for shard in sorted(folder.glob("*.safetensors")):
+    for shard in found:
         with safe_open(str(shard), "pt") as f:
             for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
                 if ".layers." in key and key.endswith("proj.weight"):
@@ -96,10 +105,19 @@ def measure(folder: Path) -> dict[str, float]:
     return {kind: sum(v) / len(v) for kind, v in sorted(kinds.items())}
 
 
+def _replaceable(out: Path) -> None:
+    """Refuse, before minutes of training, a destination that holds anything a proxy folder does not."""
+    if out.exists() and (not out.is_dir() or any(f.name not in FILES for f in out.iterdir())):
+        raise UsageError(f"{out}: holds files this script did not write; fix: pass --out a new or empty folder")
+
+
 def make(out: Path, fraction: float, magnitude: float, steps: int, seed: int) -> None:
+    """Train the proxy and write it to ``out``: into a temporary folder beside it, renamed when complete,
+    so an interrupted run leaves the previous proxy (or nothing) in place."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _replaceable(out)
     source = HERE / "tiny-llama3"
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -113,11 +131,21 @@ def make(out: Path, fraction: float, magnitude: float, steps: int, seed: int) ->
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     fit(model, opt, sched, ids, steps, 256, 16, seed, held)
-    if out.exists():
-        shutil.rmtree(out)
-    model.to(torch.bfloat16).save_pretrained(out)  # type: ignore[arg-type]
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
-        shutil.copy(source / name, out / name)  # the tiny base's own files: one tokenizer for both
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.to(torch.bfloat16).save_pretrained(tmp)  # type: ignore[arg-type]
+        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+            shutil.copy(source / name, tmp / name)  # the tiny base's own files: one tokenizer for both
+        _replaceable(out)
+        if out.exists():
+            for f in out.iterdir():  # only FILES, as _replaceable checked
+                f.unlink()
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def main() -> None:
@@ -130,11 +158,14 @@ def main() -> None:
     p.add_argument("--measure", type=Path, metavar="DIR", help="print a checkpoint's outlier share per Linear kind")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.measure:
-        for kind, share in measure(args.measure).items():
-            log.info("%s: %.4f%% of weights beyond 8 robust sigma", kind, 100 * share)
-        return
-    make(args.out, args.fraction, args.magnitude, args.steps, args.seed)
+    try:
+        if args.measure:
+            for kind, share in measure(args.measure).items():
+                log.info("%s: %.4f%% of weights beyond 8 robust sigma", kind, 100 * share)
+            return
+        make(args.out, args.fraction, args.magnitude, args.steps, args.seed)
+    except ZooError as e:
+        p.exit(e.exit_code, f"error: {e}\n")
 
 
 if __name__ == "__main__":
