@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from zoo.errors import NotReadyError
 from zoo.workdir import Layout, read_json, sha256_file, write_json
@@ -269,6 +269,14 @@ class PushRecord(Record):
     build_sha256: str
     endpoint: str
     pushed: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _no_userinfo(cls, value: str) -> str:
+        """Stored, and read back from older records, without ``user:token@``: cards and the site link to it."""
+        from zoo.untrusted import redact_url
+
+        return redact_url(value)
 
     @classmethod
     def path(cls, layout: Layout) -> Path:

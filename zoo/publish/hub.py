@@ -177,9 +177,13 @@ def timed_out(e: BaseException) -> bool:
 
 
 def endpoint() -> str:
+    """The Hub endpoint as zoo stores and prints it: without userinfo (``HF_ENDPOINT=http://user:token@host``
+    authenticates requests, and its secret must not reach a record, a card, a page or a log line)."""
     from huggingface_hub import constants
 
-    return constants.ENDPOINT
+    from zoo.untrusted import redact_url
+
+    return redact_url(constants.ENDPOINT)
 
 
 def translate(e: BaseException, repo_id: str, action: str, fix: str, writing: bool) -> Exception:
