@@ -76,12 +76,15 @@ def ref():  # noqa: ANN201
 def test_tau_search_picks_the_authors_offsets_or_an_exact_tie(ref) -> None:  # noqa: ANN001
     w = _weight()
     tau = icq.search_tau(w, 64, tau_range=0.1, steps=100)
-    same = tau == ref["tau"]
-    # the rest are ties: same code histogram, so entropy equal; their float sum order breaks ties otherwise
-    assert int(same.sum()) >= 2000, int(same.sum())
     b = nf4.blocks(w, 64)
     ours = nf4.block_entropy(nf4.codes_only(b - tau[:, None]))
     theirs = nf4.block_entropy(nf4.codes_only(b - ref["tau"][:, None]))
+    # Every block picks the authors' offset or another candidate whose codes have exactly the same entropy:
+    # which of two tied candidates wins is decided by float summation order, so how many blocks pick the
+    # very same tau depends on the machine and its thread count (2019 and 1999 of 2048 were both seen);
+    # the entropy each block reaches does not.
+    differ = tau != ref["tau"]
+    assert torch.allclose(ours[differ], theirs[differ], atol=1e-6), "a block chose an offset that is not a tie"
     assert torch.allclose(ours, theirs, atol=1e-6)
     assert float(theirs.mean()) == pytest.approx(AUTHORS["entropy"], abs=1e-6)
     assert float(tau.mean()) == pytest.approx(AUTHORS["tau_mean"], rel=0.05)
