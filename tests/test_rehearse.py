@@ -107,30 +107,27 @@ def test_shrunk_llava_next_instantiates_and_keeps_the_image_grid() -> None:
     assert out.logits.shape == (1, 3, 128320)
 
 
-def test_rehearse_a_tiny_recipe_through_every_stage(tmp_path: Path) -> None:
-    """Built-in bases are already tiny: the base stage is skipped, the rest run, the push is a dry run."""
-    server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-        env.update(HF_ENDPOINT=server.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="0")
-        res = subprocess.run(
-            [sys.executable, "-m", "zoo", "--recipes", str(RECIPES), "rehearse", "tiny-llama3-rtn-4bit", "--json"],
-            cwd=ROOT,
-            env={**env, "ZOO_WORKDIR": str(tmp_path / "work")},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    finally:
-        server.stop()
+def test_rehearse_a_tiny_recipe_through_every_stage_offline(tmp_path: Path) -> None:
+    """Built-in bases are already tiny: the base stage is skipped, the rest run, the push is a dry run,
+    and with no network (``HF_HUB_OFFLINE``, as on a laptop on a train) it plans without comparing and says so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    res = subprocess.run(
+        [sys.executable, "-m", "zoo", "--recipes", str(RECIPES), "rehearse", "tiny-llama3-rtn-4bit", "--json"],
+        cwd=ROOT,
+        env={**env, "ZOO_WORKDIR": str(tmp_path / "work")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     import json
 
     [row] = json.loads(res.stdout)
-    assert row["ok"] and row["stages"] == {"base": "skipped", "build": "ok", "eval": "ok", "card": "ok", "push": "ok"}
+    stages = {"base": "skipped", "build": "ok", "eval": "ok", "card": "ok", "push": "ok (offline: not compared)"}
+    assert row["ok"] and row["stages"] == stages, row
     assert (tmp_path / "work" / "_rehearsal" / "work" / "tiny-llama3-rtn-4bit" / "card" / "README.md").exists()
     assert not (tmp_path / "work" / "tiny-llama3-rtn-4bit").exists()  # never beside real builds
-    assert not server.state.repos  # a dry run published nothing
 
 
 def test_rehearse_shrinks_a_real_base_fetched_at_its_pinned_revision(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ class PushResult:
     deleted: tuple[str, ...] = field(default=())
     unchanged: int = 0
     note: str = ""  # how a dry run compared (anonymously, or against nothing)
+    compared: bool = True  # False for a dry run that could not reach the Hub: the whole local plan
 
 
 def token() -> str:
@@ -51,10 +52,12 @@ def token() -> str:
     tok = get_token()
     if not tok:
         raise TokenError("no Hugging Face token found; fix: set HF_TOKEN or run `hf auth login` with a write token")
+    import httpx
+
     hub.prepare()
     try:
         hub.call(HfApi().whoami, token=tok)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, httpx.HTTPError) as e:
         if not hub.network_failure(e):
             raise
         raise hub.translate(e, "?/?", "checking the token", "check the network or HF_ENDPOINT", writing=True) from None
@@ -143,11 +146,33 @@ def publish(
     api = HfApi(token=tok or False)
     action = "reading the remote"
     try:
+        if dry_run and hub.offline_mode():
+            return _local_plan(recipe.name, repo_id, revision, files, extras, tag, "HF_HUB_OFFLINE is set", False)
         return _publish(api, recipe, layout, repo_id, private, revision, dry_run, files, entries, extras, tag, bool(tok))
     except (OSError, RuntimeError, httpx.HTTPError) as e:
         if isinstance(e, RuntimeError) and not hub.network_failure(e):
             raise  # not a transfer failure: a bug, keep its traceback
+        if dry_run and hub.never_connected(e):  # offline is a normal state for a plan: show all of it
+            why = f"the Hub at {hub.endpoint()} could not be reached ({type(e).__name__})"
+            return _local_plan(recipe.name, repo_id, revision, files, extras, tag, why, False)
         raise hub.translate(e, repo_id, f"pushing to {repo_id}" if not dry_run else action, RETRY, writing=True) from None
+
+
+def _local_plan(
+    name: str,
+    repo_id: str,
+    revision: str,
+    files: dict[str, Path],
+    extras: dict[str, bytes],
+    tag: str,
+    why: str,
+    compared: bool,
+) -> PushResult:
+    """A dry run's plan without a remote to compare with: every file, as for a repo that does not exist.
+    ``compared``: whether the Hub answered (the repo is absent) or was never reached (offline)."""
+    everything = tuple(sorted([*files, *extras]))
+    note = f"{why}: the local plan" + ("" if compared else f", not compared with {repo_id}")
+    return PushResult(name, repo_id, revision, "dry-run", None, tag, everything, (), 0, note, compared=compared)
 
 
 def _publish(
@@ -183,9 +208,8 @@ def _publish(
     except RepositoryNotFoundError:
         if not dry_run:
             raise
-        everything = tuple(sorted([*files, *extras]))
-        note = "not found on the Hub (or private" + (")" if has_token else ", and no token was given)")
-        return PushResult(name, repo_id, revision, "dry-run", None, tag, everything, (), 0, f"{repo_id} {note}: the local plan")
+        why = f"{repo_id} is not on the Hub (or private" + (")" if has_token else ", and no token was given)")
+        return _local_plan(name, repo_id, revision, files, extras, tag, why, True)
     if revision not in branches and not dry_run:
         hub.call(api.create_branch, repo_id, branch=revision, exist_ok=True)
         branches, tags = _refs(api, repo_id)

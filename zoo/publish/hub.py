@@ -211,9 +211,54 @@ def translate(e: BaseException, repo_id: str, action: str, fix: str, writing: bo
             f"fix: {fix} (or raise ZOO_HUB_TIMEOUT)"
         )
     if status is not None:
+        from zoo.untrusted import plain
+
         first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        return HubError(f"the Hub refused {action} (HTTP {status}: {first.strip()[:200]}); fix: {fix}")
+        return HubError(f"the Hub refused {action} (HTTP {status}: {plain(first.strip())}); fix: {fix}")
+    if offline_mode(e):
+        return HubError(
+            f"HF_HUB_OFFLINE is set, so zoo may not contact the Hub while {action}; "
+            "fix: unset HF_HUB_OFFLINE (or set it to 0) and re-run; `--dry-run` plans without the Hub"
+        )
+    if never_connected(e):
+        return HubError(
+            f"could not connect to the Hub at {endpoint()} while {action} ({type(_root(e)).__name__}); "
+            "fix: check the network and HF_ENDPOINT, then re-run; `--dry-run` plans without the Hub"
+        )
     return HubError(f"the connection to the Hub at {endpoint()} broke while {action} ({type(e).__name__}); fix: {fix}")
+
+
+def _root(e: BaseException) -> BaseException:
+    cause: BaseException = e
+    while (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    return cause
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out, cause = [], e
+    while cause is not None and len(out) < 20:
+        out.append(cause)
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    return out
+
+
+def offline_mode(e: BaseException | None = None) -> bool:
+    """Whether ``HF_HUB_OFFLINE`` is on (huggingface_hub then refuses every request), or ``e`` says so."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    return bool(constants.HF_HUB_OFFLINE) or (e is not None and any(isinstance(c, OfflineModeIsEnabled) for c in _chain(e)))
+
+
+def never_connected(e: BaseException) -> bool:
+    """Whether no request reached the Hub at all (refused, unresolvable, offline), as opposed to a
+    transfer that broke or an answer that said no: then nothing remote could be compared or changed."""
+    import httpx
+
+    if status_of(e) is not None:
+        return False
+    return offline_mode(e) or any(isinstance(c, (httpx.ConnectError, ConnectionRefusedError)) for c in _chain(e))
 
 
 def network_failure(e: BaseException) -> bool:

@@ -130,8 +130,8 @@ def rehearse_one(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_di
         render(rehearsed, catalog, work, force=True)
         stages[stage] = "ok"
         stage = "push"
-        push_release(rehearsed, work, dry_run=not push)
-        stages[stage] = "ok"
+        pushed = push_release(rehearsed, work, dry_run=not push)
+        stages[stage] = "ok" if pushed.compared else "ok (offline: not compared)"
     except ZooError as e:
         stages[stage] = "failed"
         return Rehearsal(recipe.name, stages, str(e).splitlines()[0], round(time.time() - start, 1))
