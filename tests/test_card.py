@@ -438,7 +438,7 @@ def test_reproduce_section_uses_a_checkout(tmp_path: Path) -> None:
     text = render(recipe, CATALOG, tmp_path).readme.read_text()
     assert "pip install zoo" not in text
     section = text.split("## How to reproduce", 1)[1]
-    assert "from a checkout of zoo at version 0.1.0" in section and "pip install -e .\n" in section
+    assert "from a checkout of zoo at version 0.1.0" in section and 'pip install -e ".[eval]"\n' in section
     assert "zoo build llama3-8b-irqlora-4bit\nzoo eval llama3-8b-irqlora-4bit --limit 4 --batch-size 8\nzoo card" in section
 
 

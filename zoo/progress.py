@@ -90,3 +90,30 @@ def transient_bars() -> None:
 
     init._zoo_transient = True  # type: ignore[attr-defined]
     cls.__init__ = init
+
+
+class _NotApplicable(logging.Filter):
+    """Drops a backend's advice that does not apply to what zoo runs (shown again with ``-v``)."""
+
+    def __init__(self, *needles: str) -> None:
+        super().__init__()
+        self.needles = needles
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return logging.getLogger("zoo").isEnabledFor(logging.DEBUG) or not any(
+            n in record.getMessage() for n in self.needles
+        )
+
+
+# bitsandbytes' CPU backend asks at import for `pip install kernels` (an optional fused 4-bit matmul): it
+# is imported through transformers and peft by every build and eval, although only the LoRA methods run
+# its 4-bit layers, and they run correctly without that package.
+NOT_APPLICABLE = {"bitsandbytes.backends.cpu.ops": ("kernels-community", "pip install kernels")}
+
+
+def quiet_backend_advice() -> None:
+    """Install the filters once, before the backends are imported."""
+    for name, needles in NOT_APPLICABLE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NotApplicable) for f in logger.filters):
+            logger.addFilter(_NotApplicable(*needles))

@@ -37,3 +37,12 @@ def primary_metric(r: Recipe) -> str | None:
 
 def ppl_name(r: Recipe) -> str:
     return dataset_title(r.eval.perplexity[0]) if r.eval.perplexity else ""
+
+
+QUICK_RUN = "quick run"
+
+
+def quick(text: str, limited: bool) -> str:
+    """The one rule for numbers of a quick run (``zoo eval --limit``), wherever a number appears (card
+    table, card plot, site, Collections notes): shown, and marked, since a few items can read anything."""
+    return f"{text} ({QUICK_RUN})" if limited else text

@@ -20,6 +20,7 @@ from zoo.fidelity import fidelity
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord
+from zoo.tasks import TASKS
 from zoo.workdir import Layout
 
 STUDY = "Huang et al. 2024, An Empirical Study of LLaMA3 Quantization: From LLMs to MLLMs (arXiv 2404.14047)"
@@ -41,14 +42,21 @@ def metric_label(key: str) -> str:
     return f"{group} ({metric})"
 
 
-def results_rows(ev: EvalRecord | None) -> list[dict[str, Any]]:
-    """The evaluation table; a recovery that cannot exist (base measured 0) says why instead of "missing"."""
+def results_rows(ev: EvalRecord | None, offline: bool = False) -> list[dict[str, Any]]:
+    """The evaluation table; a recovery that cannot exist (base measured 0) says why instead of "missing".
+
+    ``offline``: the tasks ran on zoo's small offline files, where a recovery of 100% means a handful of
+    items came out the same, so each task row's recovery carries how many items it rests on."""
     if not ev:
         return []
     base, rec = ev.baseline.metrics, ev.recovery
+    few = (_items_per_task(ev) or "a few items per task").replace(" per task", "") if offline else None
     rows = []
     for k, v in ev.metrics.items():
         r = rec.get(k)
+        text = ZERO_BASE if r is None and base.get(k) == 0 else fmt(r)
+        if few and r is not None and not k.startswith("ppl/"):
+            text = f"{text} (on {few})"
         rows.append(
             {
                 "key": k,
@@ -56,7 +64,7 @@ def results_rows(ev: EvalRecord | None) -> list[dict[str, Any]]:
                 "base": base.get(k),
                 "value": v,
                 "recovery": r,
-                "recovery_text": ZERO_BASE if r is None and base.get(k) == 0 else fmt(r),
+                "recovery_text": text,
             }
         )
     return rows
@@ -147,6 +155,11 @@ def warnings(recipe: Recipe) -> list[str]:
     return out
 
 
+def _count(n: float) -> str:
+    """A parameter count as people say it: 4.2M, 8.0B."""
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
 def eval_command(name: str, ev: EvalRecord | None) -> str:
     """The ``zoo eval`` line that reproduces eval.json's settings (a quick run stays a quick run)."""
     cmd = f"zoo eval {name}"
@@ -160,8 +173,6 @@ def eval_command(name: str, ev: EvalRecord | None) -> str:
 def lm_eval_commands(recipe: Recipe, ev: EvalRecord | None) -> list[str]:
     """Plain ``lm_eval`` lines that reproduce the card's task numbers without zoo, one per n-shot (the
     harness takes one ``--num_fewshot`` a run); none when the tasks ran on zoo's offline files."""
-    from zoo.tasks import TASKS
-
     tasks = [t for t in recipe.eval.tasks if TASKS[t].harness == "lm-eval"]
     if not tasks or recipe.eval.task_data is not None:
         return []
@@ -191,16 +202,18 @@ def gather(
     """The template's context; ``build`` and ``ev`` are this variant's records, already checked."""
     spec = METHODS.get(recipe.method)
     family = FAMILIES.get(recipe.family)
-    rows = results_rows(ev)
+    rows = results_rows(ev, offline=recipe.eval.task_data is not None)
     primary = primary_metric(recipe)
     siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
     note = fidelity(spec.name, getattr(recipe.params, "variant", None))  # the variant that built it
     return {
         "name": recipe.name,
         "recipe": recipe.model_dump(mode="json"),
-        "method": {"name": spec.name, "title": spec.title, "paper": spec.paper, "fidelity": note},
+        "method": {"name": spec.name, "title": spec.title, "paper": spec.paper, "fidelity": note, "calibrated": spec.calibrated},
         "family": {"name": family.name, "title": family.title, "multimodal": family.multimodal},
         "bits_label": bits_label(recipe),
+        "test_model": {"parameters": _count(recipe.base.parameters * 1e9)} if recipe.base.builtin else None,
+        "install_extras": "eval,vision" if any(TASKS[t].harness == "lmms-eval" for t in recipe.eval.tasks) else "eval",
         "base": {"name": recipe.base_name, "hub": recipe.base.repo_id, "revision": recipe.base.revision},
         "build": build.model_dump(mode="json") if build else None,  # templates read the records as JSON
         "eval": ev.model_dump(mode="json") if ev else None,

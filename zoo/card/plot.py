@@ -4,7 +4,7 @@ Honesty rules, since a plot is read at a glance: nothing is drawn from fewer tha
 says so instead); when every point has a measured recovery the y axis is recovery % of the 16-bit
 base (comparable across bits and methods), otherwise raw perplexity; the axis is linear unless the
 values span more than ``LOG_SPAN`` times, with plain tick labels, and never zoomed in so far that a
-fraction of a percent fills the height; points measured by zoo are filled and the study's hollow;
+fraction of a percent fills the height; points measured by zoo are filled, quick runs (`--limit`) crosses and the study's hollow;
 the legend names only what is drawn and the title describes only what is drawn.
 """
 
@@ -23,6 +23,11 @@ def _plain(v: float) -> str:
     if v == int(v):
         return f"{int(v):,}"
     return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+
+
+def _kind(p: dict[str, Any]) -> str:
+    """How a point is drawn: measured by zoo in full, in a quick run (``--limit``), or published by the study."""
+    return "quick" if p.get("quick") else "zoo" if p["measured"] else "study"
 
 
 def _limits(lo: float, hi: float) -> tuple[float, float]:
@@ -64,29 +69,31 @@ def plot(
         if len(pts) > 1:
             color = ax.plot([p["bits"] for p in pts], [ys[p["name"]] for p in pts], "-", alpha=0.6)[0].get_color()
         labelled = False
-        for filled in (True, False):
-            group = [p for p in pts if p["measured"] == filled]
+        for kind in ("zoo", "study", "quick"):  # filled, hollow, a cross: the site's plot draws the same
+            group = [p for p in pts if _kind(p) == kind]
             if not group:
                 continue
             kw: dict[str, Any] = {"color": color} if color else {}
             marker = ax.plot(
                 [p["bits"] for p in group],
                 [ys[p["name"]] for p in group],
-                "o",
+                "x" if kind == "quick" else "o",
                 zorder=3,
-                markerfacecolor=None if filled else "none",
+                markerfacecolor="none" if kind == "study" else None,
                 label=None if labelled else name,
                 **kw,
             )[0]
             color, labelled = marker.get_color(), True
-            if filled:
+            if kind == "zoo":
                 marker.set_markerfacecolor(color)
     if reference is not None:
         ref_label = "16-bit base (100%)" if recovery else "16-bit base (measured by zoo)"
         ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label=ref_label)
     mine = [p for p in points if p["name"] == this]
     if mine:
-        ax.plot(mine[0]["bits"], ys[this], "*", color="black", markersize=16, zorder=2, label=f"this model ({this})")
+        # an outline drawn over the points: a sibling at the same bits and a close value stays visible inside it
+        ax.plot(mine[0]["bits"], ys[this], "*", color="black", markerfacecolor="none", markersize=18, markeredgewidth=1.2,
+                zorder=4, label=f"this model ({this})")  # fmt: skip
 
     plain = FuncFormatter(lambda v, _pos: _plain(v))
     if log_axis:
@@ -108,8 +115,10 @@ def plot(
     ax.grid(True, alpha=0.3)
     legend_box = ax.legend(fontsize=7)
     n_zoo = sum(1 for p in points if p["measured"])
+    n_quick = sum(1 for p in points if _kind(p) == "quick")
     n_study = len(points) - n_zoo
-    parts = [f"{n_zoo} measured by zoo (filled)"] if n_zoo else []
+    parts = [f"{n_zoo - n_quick} measured by zoo (filled)"] if n_zoo - n_quick else []
+    parts += [f"{n_quick} quick run{'s' if n_quick != 1 else ''} (cross)"] if n_quick else []
     parts += [f"{n_study} published by the study (hollow)"] if n_study else []
     what = "perplexity recovery" if recovery else "perplexity"
     title = f"{metric} {what} vs weight bits, variants of {base_name}\n{', '.join(parts)}"

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import bits_label, fmt
+from zoo.card.common import bits_label, fmt, quick
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord, PushRecord
@@ -56,6 +56,7 @@ def _row(
         return None
     size_mb = build.total_bytes / 1e6 if build else None
     tag = r.study.label  # "study", or "paper" for a cell only the method's own paper has
+    limited = bool(ev and ev.limit)
     return {
         "name": r.name,
         "method": METHODS.get(r.method).title,
@@ -68,10 +69,19 @@ def _row(
         "size_text": fmt(size_mb) if size_mb is not None else "not built here",
         "ppl": ppl if ppl is not None else study_ppl,
         "ppl_source": "zoo" if ppl is not None else "study" if study_ppl is not None else None,
-        "ppl_text": fmt(ppl) if ppl is not None else f"{fmt(study_ppl)} ({tag})" if study_ppl is not None else "not evaluated",
+        "ppl_text": quick(fmt(ppl), limited)
+        if ppl is not None
+        else f"{fmt(study_ppl)} ({tag})"
+        if study_ppl is not None
+        else "not evaluated",
         "ppl_recovery": ev.recovery.get(primary) if ev and ppl is not None and primary else None,
         "avg_acc": acc,
-        "acc_text": fmt(acc) if acc is not None else f"{fmt(study_acc)}% ({tag})" if study_acc is not None else "not evaluated",
+        "acc_text": quick(fmt(acc), limited)
+        if acc is not None
+        else f"{fmt(study_acc)}% ({tag})"
+        if study_acc is not None
+        else "not evaluated",
+        "limited": limited,
         "from_study": ppl is None and study_ppl is not None or study_acc is not None,
         "repo_id": pushed.repo_id if pushed else r.repo_id,
         "link": pushed is not None and not this,
@@ -121,6 +131,7 @@ def plot_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "value": r["ppl"],
             "recovery": r["ppl_recovery"],
             "measured": r["ppl_source"] == "zoo",
+            "quick": r["limited"] and r["ppl_source"] == "zoo",
         }
         for r in rows
         if r["ppl"] is not None and r["ppl"] > 0 and "A" not in r["bits_label"]

@@ -1,8 +1,9 @@
 """What a card tells someone about to deploy a variant: memory to serve it, and what it is fit for.
 
 Serving memory is the checkpoint's bytes on disk (what loads onto the accelerator) plus a bf16 KV
-cache of ``KV_CONTEXT`` tokens for one sequence, from the checkpoint's own config (layers, KV heads,
-head size); activations and the framework's own memory come on top and are left out, as the text says.
+cache of ``KV_CONTEXT`` tokens (or the checkpoint's ``max_position_embeddings`` when fewer) for one
+sequence, from the checkpoint's own config (layers, KV heads, head size); activations and the
+framework's own memory come on top and are left out, as the text says.
 Intended use follows the method's class: weight-only integer kernels, W8A8, research checkpoints of
 the 1-2 bit methods (stored dequantized in 16-bit), and LoRA adapters on an NF4 base.
 """
@@ -66,7 +67,10 @@ def serving_memory(recipe: Recipe, build: BuildRecord | None, model_dir: Path) -
     layers, heads = text.get("num_hidden_layers"), text.get("num_attention_heads")
     kv_heads = text.get("num_key_value_heads") or heads
     head_dim = text.get("head_dim") or (text["hidden_size"] // heads if heads and text.get("hidden_size") else None)
-    kv = 2 * layers * kv_heads * head_dim * 2 * KV_CONTEXT if layers and kv_heads and head_dim else None
+    positions = text.get("max_position_embeddings")
+    # the context the snippet serves and the KV cache is sized for: never past what the checkpoint was built for
+    context = min(KV_CONTEXT, positions) if isinstance(positions, int) and positions > 0 else KV_CONTEXT
+    kv = 2 * layers * kv_heads * head_dim * 2 * context if layers and kv_heads and head_dim else None
     weights = build.total_bytes
     if recipe.format == "adapter":
         weights += int(recipe.base.parameters * 1e9 * float(build.method.get("bits_per_weight") or 4.127) / 8)
@@ -79,5 +83,5 @@ def serving_memory(recipe: Recipe, build: BuildRecord | None, model_dir: Path) -
         "weights_text": size_text(weights),
         "kv_text": size_text(kv) if kv is not None else None,
         "total_text": size_text(weights + (kv or 0)),
-        "context": KV_CONTEXT,
+        "context": context,
     }

@@ -48,8 +48,6 @@ def note_for(row: dict[str, Any]) -> str:
         parts.append(f"zero-shot avg {row['acc_text']}" + (f" ({row['acc_recovery_text']})" if row["acc_recovery_text"] else ""))
     if row["ppl"] is None and row["acc"] is None:
         parts.append("not evaluated yet")
-    if row["limited"]:
-        parts.append("quick run (--limit)")
     return "; ".join(parts)[:NOTE_MAX]
 
 

@@ -20,7 +20,9 @@ def points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue  # W/A variants sit on another axis of cost
         for value, measured in ((r["ppl"], True), (r["study_ppl"], False)):
             if value is not None and value > 0:
-                out.append({"name": r["name"], "series": r["series"], "bits": r["bits"], "value": value, "measured": measured})
+                quick = measured and r["limited"]
+                out.append({"name": r["name"], "series": r["series"], "bits": r["bits"], "value": value, "measured": measured,
+                            "quick": quick})  # fmt: skip
     return out
 
 
@@ -63,16 +65,20 @@ def svg(rows: list[dict[str, Any]], title: str) -> str | None:
     for p in pts:
         c = colour[p["series"]]
         fill = c if p["measured"] else "none"
-        what = "zoo" if p["measured"] else "study"
-        parts.append(
-            f'<circle cx="{x(p["bits"]):.1f}" cy="{y(p["value"]):.1f}" r="5" fill="{fill}" stroke="{c}" stroke-width="2">'
-            f"<title>{escape(p['name'])}: {p['value']:.4g} ({what})</title></circle>"
-        )
+        what = "zoo, quick run" if p["quick"] else "zoo" if p["measured"] else "study"
+        cx, cy, label = x(p["bits"]), y(p["value"]), f"<title>{escape(p['name'])}: {p['value']:.4g} ({what})</title>"
+        if p["quick"]:  # a cross, as in the card's plot: a few items, not a measurement to compare
+            d = f"M{cx - 5:.1f} {cy - 5:.1f}L{cx + 5:.1f} {cy + 5:.1f}M{cx - 5:.1f} {cy + 5:.1f}L{cx + 5:.1f} {cy - 5:.1f}"
+            parts.append(f'<path d="{d}" stroke="{c}" stroke-width="2">{label}</path>')
+        else:
+            circle = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{fill}" stroke="{c}" stroke-width="2">'
+            parts.append(f"{circle}{label}</circle>")
     for i, s in enumerate(series):
         ly = PAD_T + 8 + i * 18
         parts.append(f'<circle cx="{W - PAD_R + 14}" cy="{ly}" r="5" fill="{colour[s]}"/>')
         parts.append(f'<text x="{W - PAD_R + 24}" y="{ly + 4}" class="tick">{escape(s)}</text>')
     ly = PAD_T + 8 + len(series) * 18 + 6
-    parts.append(f'<text x="{W - PAD_R + 8}" y="{ly + 4}" class="tick">filled: zoo, hollow: study</text>')
+    key = "filled: zoo, hollow: study" + (", cross: quick run" if any(p["quick"] for p in pts) else "")
+    parts.append(f'<text x="{W - PAD_R + 8}" y="{ly + 4}" class="tick">{key}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import bits_label, fmt, primary_metric
+from zoo.card.common import bits_label, fmt, primary_metric, quick
 from zoo.card.siblings import _series, measured
 from zoo.card.usage import serving_memory
 from zoo.methods import METHODS
@@ -69,6 +69,7 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     reported = build.method.get("bits_per_weight") if build else None  # the method's own count, metadata included
     with_meta = float(reported) if isinstance(reported, (int, float)) else None
     status = "evaluated" if ev else "built" if build else "not built"
+    limited = bool(ev and ev.limit)
     url = f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}" if pushed else None
     return {
         "name": recipe.name,
@@ -89,18 +90,18 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
         "memory_text": memory["total_text"] if memory else "",
         "ppl_name": primary.split("/", 1)[1] if primary else "",
         "ppl": ppl,
-        "ppl_text": fmt(ppl) if ppl is not None else "not evaluated",
+        "ppl_text": quick(fmt(ppl), limited) if ppl is not None else "not evaluated",
         "ppl_recovery": recovery.get(primary) if primary and ppl is not None else None,
         "ppl_recovery_text": _pct(recovery.get(primary)) if primary and ppl is not None else "",
         "acc": acc,
-        "acc_text": fmt(acc) if acc is not None else "not evaluated",
+        "acc_text": quick(fmt(acc), limited) if acc is not None else "not evaluated",
         "acc_recovery": recovery.get(ACC) if acc is not None else None,
         "acc_recovery_text": _pct(recovery.get(ACC)) if acc is not None else "",
         "study_ppl": study_ppl,
         "study_ppl_text": _published(recipe, study_ppl),
         "study_acc": recipe.study.zero_shot_avg,
         "study_acc_text": _published(recipe, recipe.study.zero_shot_avg),
-        "limited": bool(ev and ev.limit),
+        "limited": limited,
         "repo_id": pushed.repo_id if pushed else recipe.repo_id,
         "url": url,
     }
