@@ -11,6 +11,8 @@ included) and can tag them; ``read_tokens`` are accepted for reads and get 403 o
 ``Authorization`` gets 401 everywhere, as the Hub answers; ``throttle[pattern] = n`` answers the next
 n requests matching ``"METHOD /path"`` with 429 and ``Retry-After``; ``stall`` patterns get no answer
 until ``stop()``. ``parentCommit`` in a commit header is honoured (412 when the branch moved).
+``oversize["owner/name/path"] = (n, declared)`` serves that file with n more bytes than it lists, the
+Content-Length saying so when ``declared``, else none (the body ends when the connection closes).
 """
 
 from __future__ import annotations
@@ -68,10 +70,14 @@ class HubState:
         self.drop_puts = 0
         self.requests: list[str] = []
         self.read_tokens: set[str] = set()
+        # "user:password" pairs a mirror takes as the write token's user (HF_ENDPOINT=http://user:password@host:
+        # the client then sends Basic auth, as httpx does for a URL's userinfo)
+        self.basic: set[str] = set()
         self.throttle: dict[str, int] = {}  # regex on "METHOD /path" -> how many more 429s
         self.retry_after = "1"
         self.stall: list[str] = []  # regexes on "METHOD /path" that never get an answer
         self.gated: set[str] = set()  # repo ids whose files answer 403 GatedRepo, as for terms not accepted
+        self.oversize: dict[str, tuple[int, bool]] = {}  # "repo/path" -> (bytes served past its size, declared)
         self.collections: dict[str, dict[str, Any]] = {}  # slug -> the collection, as the Hub's API returns it
         self.released = threading.Event()
 
@@ -134,10 +140,14 @@ class Handler(CollectionRoutes, BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         """Whether the request may read private repos (a write or a read token)."""
         auth = self.headers.get("Authorization")
-        return auth == f"Bearer {self.state.token}" or auth in {f"Bearer {t}" for t in self.state.read_tokens}
+        return self._may_write() or auth in {f"Bearer {t}" for t in self.state.read_tokens}
 
     def _may_write(self) -> bool:
-        return self.headers.get("Authorization") == f"Bearer {self.state.token}"
+        import base64
+
+        auth = self.headers.get("Authorization")
+        basic = {"Basic " + base64.b64encode(pair.encode()).decode() for pair in self.state.basic}
+        return auth == f"Bearer {self.state.token}" or auth in basic
 
     def _repo(self, repo_id: str, need_write: bool = False) -> Repo | None:
         repo = self.state.repos.get(repo_id)
@@ -493,7 +503,23 @@ class Handler(CollectionRoutes, BaseHTTPRequestHandler):
         headers = {"X-Repo-Commit": cid, "ETag": f'"{e.oid}"', "Content-Type": "application/octet-stream"}
         if e.lfs:
             headers.update({"X-Linked-Etag": f'"{e.sha256}"', "X-Linked-Size": str(len(e.data))})
+        extra, declared = self.state.oversize.get(f"{repo}/{file}", (0, False))
+        if extra and self.command == "GET":
+            return self._oversize(e.data, extra, declared, headers)
         self._send(200, raw=e.data, headers=headers)
+
+    def _oversize(self, data: bytes, extra: int, declared: bool, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        for k, v in {**headers, **({"Content-Length": str(len(data) + extra)} if declared else {"Connection": "close"})}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.write(data)
+            for _ in range(0, extra, 1 << 20):
+                self.wfile.write(b"\0" * min(1 << 20, extra))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading, as it should
 
 
 class HubServer:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 # C0 and C1 controls (newline, CR, ESC, DEL ...), line and paragraph separators, zero-width and
 # bidirectional controls: what can move the cursor, start a new line or reorder what a reader sees.
 _INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]<>()#|!~])")
+_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()#|!~])")
 DEFAULT_LIMIT = 200
 
 
@@ -37,9 +37,10 @@ def plain(value: object, limit: int = DEFAULT_LIMIT) -> str:
 
 
 def markdown(value: object, limit: int = DEFAULT_LIMIT) -> str:
-    """``plain(value)`` with Markdown's and HTML's active characters backslash-escaped: inline text that
+    """``plain(value)`` with HTML's active characters as entities and Markdown's backslash-escaped: inline text that
     cannot open a link, an image, a table cell, a heading or a tag in a card."""
-    return _MD_ACTIVE.sub(r"\\\1", plain(value, limit)).replace("&", "&amp;")
+    text = plain(value, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_ACTIVE.sub(r"\\\1", text)
 
 
 def redact_url(url: str) -> str:

@@ -18,6 +18,7 @@ from zoo.card.common import bits_label, fmt, quick
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord, PushRecord
+from zoo.untrusted import link
 from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,18 @@ def _row(
         "limited": limited,
         "from_study": ppl is None and study_ppl is not None or study_acc is not None,
         "repo_id": pushed.repo_id if pushed else r.repo_id,
-        "link": pushed is not None and not this,
-        "url": f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}" if pushed else None,
+        "link": repo_url(pushed) is not None and not this,
+        "url": repo_url(pushed),
         "this": this,
     }
+
+
+def repo_url(pushed: PushRecord | None) -> str | None:
+    """The published repo's page, for a card or the site to link: only an ``http(s):`` URL on the endpoint
+    it was pushed to (a push.json is a file anyone with the workdir can edit: no ``javascript:``, no userinfo)."""
+    if pushed is None:
+        return None
+    return link(f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}", pushed.endpoint)
 
 
 def family(recipe: Recipe, catalog: list[Recipe]) -> list[Recipe]:

@@ -17,6 +17,7 @@ from typing import Any
 from zoo.publish import hub
 from zoo.recipe import Recipe
 from zoo.records import PushRecord
+from zoo.untrusted import link, plain, redact_url
 from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def _sync_one(
     if found is None:
         description = f"Every variant of {base} that zoo published: method, bits, quality kept."[:DESCRIPTION_MAX]
         found = hub.call(api.create_collection, title, namespace=namespace, description=description, exists_ok=True)
-        log.info("created the collection %s", found.slug)
+        log.info("created the collection %s", plain(found.slug))
     collection = hub.call(api.get_collection, found.slug)
     have = {i.item_id: i for i in collection.items if i.item_type == "model"}
     added, updated = [], []
@@ -117,5 +118,8 @@ def _sync_one(
             if not dry_run:
                 hub.call(api.update_collection_item, found.slug, item.item_object_id, note=note)
     unchanged = len(wanted) - len(added) - len(updated)
-    log.info("%s: %d added, %d notes updated, %d unchanged", found.slug, len(added), len(updated), unchanged)
-    return CollectionResult(base, namespace, found.slug, collection.url, tuple(added), tuple(updated), unchanged)
+    slug = plain(found.slug)  # the server's word, printed: one inert line
+    log.info("%s: %d added, %d notes updated, %d unchanged", slug, len(added), len(updated), unchanged)
+    # huggingface_hub builds the URL from HF_ENDPOINT, userinfo and all: printed and stored without it
+    url = link(redact_url(collection.url), hub.endpoint()) if collection.url else None
+    return CollectionResult(base, namespace, slug, url, tuple(added), tuple(updated), unchanged)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.card.common import bits_label, fmt, primary_metric, quick
-from zoo.card.siblings import _series, measured
+from zoo.card.siblings import _series, measured, repo_url
 from zoo.card.usage import serving_memory
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
@@ -70,7 +70,7 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     with_meta = float(reported) if isinstance(reported, (int, float)) else None
     status = "evaluated" if ev else "built" if build else "not built"
     limited = bool(ev and ev.limit)
-    url = f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}" if pushed else None
+    url = repo_url(pushed)
     return {
         "name": recipe.name,
         "method": METHODS.get(recipe.method).title,
