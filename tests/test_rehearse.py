@@ -215,3 +215,29 @@ def test_the_whole_catalog_rehearses() -> None:
                          timeout=5400)  # fmt: skip
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert " 0 failed)" in res.stdout, res.stdout
+
+
+def test_several_recipes_rehearse_each_in_a_process_of_its_own(tmp_path: Path) -> None:
+    """What one recipe leaves in memory is gone before the next: the caller never even imports torch."""
+    script = f"""
+import json, sys
+from pathlib import Path
+from zoo.catalog import load, recipe_paths
+from zoo.recipe import load_recipe
+from zoo.rehearse import rehearse
+root = Path({str(RECIPES)!r})
+catalog = [load_recipe(p) for p in recipe_paths(root)]
+chosen = [load(n, root) for n in ("tiny-llama3-rtn-4bit", "tiny-llama3-rtn-8bit-pc")]
+results = rehearse(chosen, catalog, Path({str(tmp_path / "work")!r}), root, limit=2)
+print(json.dumps({{"torch": "torch" in sys.modules, "results": [r.to_json() for r in results]}}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    import json
+
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert [r["name"] for r in out["results"]] == ["tiny-llama3-rtn-4bit", "tiny-llama3-rtn-8bit-pc"]
+    assert all(r["ok"] for r in out["results"]), out
+    assert out["torch"] is False  # built, evaluated and carded in children only

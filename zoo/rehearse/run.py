@@ -152,17 +152,49 @@ def rehearse(
     push: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Rehearsal]:
-    """Rehearse each recipe in turn in this process (imports and shrunk bases are shared)."""
+    """Rehearse each recipe in turn: one alone in this process, several each in a process of its own
+    (``in_child``), so memory does not add up across a catalog; shrunk bases are shared on disk."""
     check_push_target(push)
     if "torch" not in sys.modules:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a rehearsal is the CPU's job, even on a GPU machine
     out: list[Rehearsal] = []
+    isolate = len(recipes) > 1
     for i, recipe in enumerate(recipes):
         if progress:
             progress(i, len(recipes))
-        result = rehearse_one(recipe, catalog, workdir, recipe_dir, limit, push)
+        args = (recipe, catalog, workdir, recipe_dir, limit, push)
+        result = in_child(*args) if isolate else rehearse_one(*args)
         log.info("%s: rehearsal %s in %.1fs", recipe.name, "passed" if result.ok else f"failed: {result.error}", result.seconds)
         out.append(result)
     if progress:
         progress(len(recipes), len(recipes))
     return out
+
+
+def in_child(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_dir: Path, limit: int, push: bool) -> Rehearsal:
+    """``rehearse_one`` in a fresh process of its own, so whatever one recipe leaves in memory (a shrunk
+    base, a backend's session state, the allocator's high-water mark) is returned to the system before
+    the next: a whole-catalog rehearsal peaks at one recipe's memory, not the sum (21 GB in one process).
+    A crash of the child (a backend's segfault, the OOM killer) is that recipe's failure, not the run's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    start = time.time()
+    level = logging.getLogger("zoo").getEffectiveLevel()
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_child, level, recipe, catalog, workdir, recipe_dir, limit, push).result()
+        except BrokenProcessPool:
+            error = "the rehearsal's process died (killed, out of memory, or a backend crashed); fix: run it alone"
+            return Rehearsal(recipe.name, {"base": "failed"}, error, round(time.time() - start, 1))
+
+
+def _child(
+    level: int, recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_dir: Path, limit: int, push: bool
+) -> Rehearsal:
+    """The child's entry: the parent's logging level, the CPU only, then the recipe."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("zoo").setLevel(level)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    return rehearse_one(recipe, catalog, workdir, recipe_dir, limit, push)
