@@ -99,19 +99,16 @@ def validate_base(path: Path) -> list[Problem]:
 
 def check_file(path: Path) -> tuple[list[Problem], list[Problem], Recipe | None]:
     """``validate`` of one file: its problems, what ``strict`` adds, and the recipe when it loaded."""
-    from zoo.card.check import template_problems
     from zoo.recipe import load_recipe
     from zoo.recipe.check import strict_problems
 
     if path.parent.name.startswith("_"):
         return validate_base(path), [], None
-    problems = template_problems(path)
     try:
-        recipe = load_recipe(path)
+        recipe = load_recipe(path)  # card.template included: its check is the recipe's now (#28)
     except RecipeError as e:
-        problems.extend(e.problems)  # type: ignore[arg-type]
-        return problems, [], None
-    return problems, strict_problems(path, recipe), recipe
+        return list(e.problems), [], None  # type: ignore[arg-type]
+    return [], strict_problems(path, recipe), recipe
 
 
 def validate(paths: list[Path], strict: bool = False) -> list[Problem]:

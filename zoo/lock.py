@@ -12,17 +12,19 @@ nest freely.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from zoo.errors import BusyError, UsageError, ZooError
-from zoo.workdir import Layout, disk_full, is_disk_full
+from zoo.workdir import Layout, disk_full, is_disk_full, refuse_link
 
 log = logging.getLogger(__name__)
 _held: dict[str, int] = {}  # lock path -> open fd, for this process
@@ -103,10 +105,28 @@ def _take(layout: Layout, fd: int, stage: str) -> None:
     os.pwrite(fd, info, 0)
 
 
+def _open(layout: Layout) -> int:
+    """The lock file, opened without following a link (``O_NOFOLLOW``): a link in its place would have
+    its target truncated and overwritten with the holder's JSON. A link or anything but a regular file
+    there is refused, untouched."""
+    try:
+        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP or layout.lock.is_symlink():
+            refuse_link(layout.lock)
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(
+            f"{layout.lock} is not a regular file (zoo keeps its lock there); fix: remove it (rm {layout.lock}) and run again"
+        )
+    return fd
+
+
 def _acquire(layout: Layout, wait: bool, poll_s: float) -> int:
     """An fd of ``layout.lock`` that this process holds the flock of, and that the path still names."""
     while True:
-        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(layout)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -121,7 +141,7 @@ def _acquire(layout: Layout, wait: bool, poll_s: float) -> int:
             time.sleep(poll_s)
             continue
         try:
-            same = os.fstat(fd).st_ino == os.stat(layout.lock).st_ino
+            same = os.fstat(fd).st_ino == os.lstat(layout.lock).st_ino
         except FileNotFoundError:
             same = False
         if same:

@@ -12,15 +12,17 @@ a truncated or altered checkpoint. ``EvalRecord.checked`` refuses an eval of an 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from zoo.errors import NotReadyError
 from zoo.workdir import Layout, read_json, sha256_file, write_json
 
 SCHEMA_VERSION = 1
+METRIC_KEY = re.compile(r"[^/]+/.+", re.DOTALL)  # group/name: ppl/wikitext2, arc_easy/acc_norm, mme/perception
 R = TypeVar("R", bound="Record")
 
 
@@ -208,6 +210,16 @@ class EvalRecord(Record):
     recovery: dict[str, float]
     gate: Gate | None = None
     samples_sha256: str | None = None  # of eval-samples.jsonl.gz: lm-eval's per-item outputs, published beside it
+
+    @model_validator(mode="after")
+    def _metric_keys(self) -> EvalRecord:
+        """Every metric is ``group/name`` (``ppl/wikitext2``, ``arc_easy/acc``): cards, tables and the Hub's
+        results split on the slash, so a record with other keys is unreadable like any malformed one."""
+        for where, keys in (("metrics", self.metrics), ("baseline", self.baseline.metrics), ("recovery", self.recovery)):
+            bad = next((k for k in keys if not METRIC_KEY.fullmatch(k)), None)
+            if bad is not None:
+                raise ValueError(f"{where}: metric key {bad!r} is not group/name")
+        return self
 
     @classmethod
     def path(cls, layout: Layout) -> Path:

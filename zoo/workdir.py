@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from zoo.errors import DiskSpaceError, UsageError
 
@@ -123,8 +123,30 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def refuse_link(path: Path) -> None:
+    """Stop (one line, exit 2) where a link stands in place of a file zoo writes: writing through it would
+    overwrite whatever it points at, anywhere the user can write."""
+    if path.is_symlink():
+        raise UsageError(
+            f"{path} is a symbolic link where zoo keeps its own file; zoo does not write through links; "
+            f"fix: remove the link (rm {path}) and run again"
+        )
+
+
+def open_new(path: Path) -> BinaryIO:
+    """``path`` created for writing (binary), never through a link: a link or any file already there is
+    replaced by a new file (``O_EXCL | O_NOFOLLOW``), so nothing it pointed at is touched."""
+    if os.path.lexists(path):
+        path.unlink()  # removes a link itself, never its target
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    return os.fdopen(fd, "wb")
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically, through a new temporary file (``mkstemp``: ``O_EXCL | O_NOFOLLOW``) renamed over ``path``;
+    a link in ``path``'s place is refused rather than replaced, so the user learns of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_link(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:

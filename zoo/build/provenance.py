@@ -16,6 +16,9 @@ import shutil
 import struct
 from pathlib import Path
 
+from zoo.parse import load_json
+from zoo.workdir import open_new
+
 PREFIX = "zoo."
 MAX_HEADER = 100 << 20  # safetensors' own limit on a header
 
@@ -27,8 +30,8 @@ def read_metadata(path: Path) -> dict[str, str]:
             (n,) = struct.unpack("<Q", f.read(8))
             if n > MAX_HEADER:
                 return {}
-            header = json.loads(f.read(n))
-    except (OSError, struct.error, ValueError):
+            header = load_json(f.read(n), MAX_HEADER)  # a pulled file's header: nesting capped too
+    except (OSError, struct.error, ValueError):  # LimitError is a ValueError: not a header zoo reads
         return {}
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
@@ -46,7 +49,7 @@ def stamp(folder: Path, provenance: dict[str, str]) -> None:
                 header["__metadata__"] = {**(header.get("__metadata__") or {}), **extra}
                 data = json.dumps(header, separators=(",", ":")).encode()
                 data += b" " * (-len(data) % 8)  # tensors stay 8-byte aligned, as safetensors writes them
-                with open(tmp, "wb") as out:
+                with open_new(tmp) as out:  # a new file, never through a link
                     out.write(struct.pack("<Q", len(data)))
                     out.write(data)
                     shutil.copyfileobj(src, out, 16 << 20)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo.card.check import cards_dir, template_file
 from zoo.card.common import dataset_title, fmt, ppl_name, primary_metric
 from zoo.card.context import gather
 from zoo.card.plot import plot
@@ -25,6 +26,7 @@ from zoo.lock import stage_lock
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, CardRecord, EvalRecord
 from zoo.tasks import TASKS
+from zoo.untrusted import plain
 from zoo.workdir import Layout, clear_partials, sha256_file, staging
 
 log = logging.getLogger(__name__)
@@ -55,16 +57,12 @@ class CardResult:
     plot: Path | None
 
 
-def cards_dir() -> Path:
-    """The Jinja templates: ``zoo/card/templates`` links to the checkout's ``cards/`` and is a real folder
-    in an installed wheel, so ``zoo card`` works outside a checkout."""
-    return Path(__file__).resolve().parent / "templates"
-
-
 def environment(folder: Path | None = None) -> Any:
-    import jinja2
+    """Card templates run sandboxed (``SandboxedEnvironment``): no attribute starting with '_', no unsafe
+    method of a value, so a template can format the context and nothing else."""
+    import jinja2.sandbox
 
-    return jinja2.Environment(
+    return jinja2.sandbox.SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(folder or cards_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -233,13 +231,7 @@ def render(
     Refuses (exit 8) when the checkpoint no longer matches build.json, or eval.json measured an
     earlier build: a card must never publish numbers of another checkpoint. Everything is written in
     a staging folder swapped in at the end, so an interrupt leaves the previous card whole."""
-    folder = templates or cards_dir()
-    template = folder / f"{recipe.card.template}.md.j2"
-    if not template.exists():
-        raise CardError(
-            f"card template {template} not found; fix: set card.template to one of "
-            f"{', '.join(sorted(p.name.removesuffix('.md.j2') for p in folder.glob('*.md.j2')))}"
-        )
+    template = template_file(recipe.card.template, templates)
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "card", wait):
         build = BuildRecord.checked(layout)
@@ -281,8 +273,10 @@ def _render(
         ctx["plot"] = PLOT if drawn else None
         try:
             body = environment(template.parent).get_template(template.name).render(**ctx, fmt=fmt)
-        except jinja2.TemplateError as e:
-            raise CardError(f"card template {template.name}: {type(e).__name__}: {e}") from e
+        except jinja2.TemplateError as e:  # SecurityError (the sandbox said no) among them
+            raise CardError(
+                f"card template {template.name}: {type(e).__name__}: {plain(e)}; fix: correct the template"
+            ) from None
         card = ModelCard.from_template(card_data(recipe, ctx), template_str="---\n{{ card_data }}\n---\n{{ body }}", body=body)
         results_files = eval_result_files(ctx)
         check_metadata(str(card), results_files)  # before anything is written: a card the Hub would reject stops here

@@ -214,11 +214,43 @@ def _check_dims(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
             )
 
 
+def _check_template(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
+    """``card.template`` names a template in zoo's template folder, through the card package's one door
+    to it (a name that is a path is refused here, before any stage runs, not only by ``zoo card``)."""
+    template = _section(raw, "card").get("template")
+    if template is None:
+        return
+    from zoo.card.check import template_file
+    from zoo.errors import CardError
+
+    try:
+        template_file(template)
+    except CardError as e:
+        message, _, fix = str(e).partition("; fix: ")
+        out.append(Problem(file, "card.template", message, fix or None))
+
+
+def _check_secrets(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
+    """No string of a recipe looks like a token: every one is published (build.json, the card)."""
+    from zoo.recipe.tokens import preview, secret_in, strings
+
+    for field, text in strings({k: v for k, v in raw.items() if k != "extends"}):
+        found = secret_in(text)
+        if found:
+            what, secret = found
+            out.append(Problem(
+                file, field, f"looks like {what} ({preview(secret)}); every recipe field is published",
+                "remove it from the recipe (and revoke it if it was real); tokens belong in the environment, such as HF_TOKEN",
+            ))  # fmt: skip
+
+
 def check_own(path: Path, raw: dict[str, Any]) -> list[Problem]:
     """The checks that make sense on a file whose parents could not be read."""
     out: list[Problem] = []
     _check_names(str(path), path, raw, out)
     _check_method(str(path), raw, out)
+    _check_template(str(path), raw, out)
+    _check_secrets(str(path), raw, out)
     return out
 
 
@@ -239,6 +271,7 @@ def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]
     file = str(path)
     out: list[Problem] = []
     recipe: Recipe | None = None
+    _check_secrets(file, raw, out)
     raw = _typed_params(raw)
     try:
         recipe = Recipe(**raw)
@@ -252,6 +285,7 @@ def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]
     spec = _check_method(file, raw, out)
     _check_dims(file, raw, out)
     _check_lengths(file, raw, out)
+    _check_template(file, raw, out)
     if out or recipe is None or spec is None:
         return None, out
     family = FAMILIES.get(recipe.family)
