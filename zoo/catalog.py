@@ -25,14 +25,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def recipes_dir(explicit: Path | None = None) -> Path:
+def recipes_dir(explicit: Path | str | None = None) -> Path:
     """``--recipes`` when given (it must exist: falling back would silently use another catalog), else the search."""
+    if explicit is not None and not str(explicit).strip():
+        raise UsageError(
+            f"--recipes {str(explicit)!r} is empty (an unset shell variable?); fix: pass --recipes with the catalog's "
+            "folder, or leave it out for $ZOO_RECIPES, ./recipes or the catalog zoo ships"
+        )
     if explicit is not None:
         if not Path(explicit).is_dir():
             raise UsageError(f"recipe directory {explicit} does not exist; fix: pass --recipes DIR with the catalog's folder")
         return Path(explicit)
+    env = os.environ.get("ZOO_RECIPES")
+    if env and not Path(env).is_dir():  # set but wrong: falling back would silently use another catalog too
+        raise UsageError(
+            f"ZOO_RECIPES={env!r} (from the environment) is not a folder; fix: set ZOO_RECIPES to the catalog's folder, "
+            "or unset it (./recipes, then the packaged catalog)"
+        )
     candidates = [
-        os.environ.get("ZOO_RECIPES"),
+        env,
         Path.cwd() / "recipes",
         Path(__file__).parent / "recipes",  # the catalog shipped in the package (a link to recipes/ in a checkout)
     ]
@@ -58,8 +69,30 @@ def find(name: str, root: Path) -> Path:
         raise UsageError(f"{name!r} is not a recipe name ({NAME_RULE}); fix: give a name from `zoo list`, not a path")
     path = root / f"{name}.yaml"
     if not path.exists():
-        raise UnknownNameError("recipe", name, [p.stem for p in recipe_paths(root)])
+        declared = _declaring(name, root)
+        if declared is not None:  # a recipe copied under another file name: the file name is the name
+            raise UsageError(
+                f"unknown recipe {name!r}: {declared.name} says name: {name}, but a recipe's name is its file name; "
+                f"fix: rename {declared} to {name}.yaml (or run it as {declared.stem} after setting name: {declared.stem})"
+            )
+        names = [p.stem for p in recipe_paths(root)]
+        fix = f"run `zoo list` for the names ({len(names)} recipes in {root})" if names else "pass --recipes DIR"
+        raise UnknownNameError("recipe", name, names, fix)
     return path
+
+
+def _declaring(name: str, root: Path) -> Path | None:
+    """The catalog file whose ``name:`` line is ``name`` (a plain text scan: only on the failure path)."""
+    import re
+
+    line = re.compile(rf"^name:\s*['\"]?{re.escape(name)}['\"]?\s*(#.*)?$", re.MULTILINE)
+    for path in recipe_paths(root):
+        try:
+            if line.search(path.read_text(encoding="utf-8", errors="replace")):
+                return path
+        except OSError:
+            continue
+    return None
 
 
 def load(name: str, root: Path) -> Recipe:
@@ -163,12 +196,26 @@ def entries(root: Path, family: str | None = None, method: str | None = None, bi
 
 
 def _select(rows: list[Entry], family: str | None, method: str | None, bits: float | None, methods: list[str]) -> list[Entry]:
+    """The rows matching every filter given; a family, method or bit width no recipe has is refused (exit 2)
+    with the nearest one, so a typo is never an empty listing."""
+    every = rows
     if family is not None:
-        rows = [r for r in rows if family in (r.family, r.base) or r.name.startswith(family + "-")]
+        matching = [r for r in rows if family in (r.family, r.base) or r.name.startswith(family + "-")]
+        if not matching and rows:
+            raise UnknownNameError("family", family, families(rows))
+        rows = matching
     if method is not None:
         if method not in methods:
             raise UnknownNameError("method", method, methods)
         rows = [r for r in rows if r.method == method]
     if bits is not None:
+        if every and not any(r.bits == bits for r in every):
+            raise UnknownNameError("bit width", f"{bits:g}", {f"{r.bits:g}" for r in every})
         rows = [r for r in rows if r.bits == bits]
     return rows
+
+
+def families(rows: list[Entry]) -> list[str]:
+    """What ``--family`` takes: the families and the bases as recipe names start with them (``llama3-70b``)."""
+    prefixes = {r.name.split(f"-{r.method}-", 1)[0] for r in rows if f"-{r.method}-" in r.name}
+    return sorted({r.family for r in rows} | prefixes)

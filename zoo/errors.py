@@ -22,9 +22,9 @@ class RecipeError(ZooError):
 
     exit_code = 2
 
-    def __init__(self, problems: Sequence[object]) -> None:
+    def __init__(self, problems: Sequence[object], summary: str | None = None) -> None:
         self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in problems))
+        super().__init__("\n".join([*(str(p) for p in problems), *([summary] if summary else [])]))
 
 
 class UnknownNameError(ZooError):
@@ -32,9 +32,11 @@ class UnknownNameError(ZooError):
 
     exit_code = 2
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, known: Iterable[str], fix: str | None = None) -> None:
+        """``fix``: what to do when no known name is close enough to suggest (``see `zoo list```)."""
         self.kind, self.name = kind, name
-        super().__init__(f"unknown {kind} {name!r}{did_you_mean(name, known)}")
+        hint = did_you_mean(name, known) or (f"; fix: {fix}" if fix else "")
+        super().__init__(f"unknown {kind} {name!r}{hint}")
 
 
 # One class per exit code (the README's table lists them). Modules raise these; none defines its own.
@@ -150,8 +152,11 @@ MissingVisionExtra = MissingExtraError
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """A suffix like ``; did you mean 'gptq'?`` or the list of valid names when nothing is close."""
-    known = sorted(known)
+    """A suffix like ``; did you mean 'gptq'?`` or the list of valid names when nothing is close; never the
+    name itself (a caller whose only candidate is the name that failed says what is wrong instead)."""
+    known = sorted(k for k in set(known) if k != name)
+    if not known:
+        return ""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {close[0]!r}?"

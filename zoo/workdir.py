@@ -36,6 +36,21 @@ def workdir(explicit: Path | None = None) -> Path:
     return path
 
 
+def refuse_accidental(path: Path, given: str, remedy: str) -> None:
+    """Stop (exit 2, nothing created) a workdir that is the current folder or a checkout's root: a stage
+    would write its folders among the user's own files, usually from a typo or an unset variable.
+    ``given`` says where the value came from (``--workdir .``, ``ZOO_WORKDIR='..' (from the environment)``)."""
+    where = path.resolve()
+    if where == Path.cwd().resolve():
+        why = "is the current folder"
+    else:
+        marker = next((m for m in (".git", "pyproject.toml") if (where / m).exists()), None)
+        if marker is None:
+            return
+        why = f"is a checkout's root (it holds {marker})"
+    raise UsageError(f"{given} {why}: builds would land among its files; fix: {remedy}")
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each stage of recipe ``name`` keeps its output; no other module joins these paths."""

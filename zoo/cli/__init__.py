@@ -6,16 +6,19 @@ release/matrix). Adding a command: a function in the module of its topic, decora
 ``@cli.command`` and ``@errors``.
 
 Errors from the library (``ZooError``) become one line on stderr and the class's exit code; the
-library itself only logs (``-v`` shows it), it never prints.
+library itself only logs (``-v`` shows it), it never prints. Every command prints through
+``output.emit`` (text, table or ``--json``); under ``--json`` an error is one JSON document on stdout
+too (``output.py``); click's own usage errors are reported the same way (``group.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +26,12 @@ from typing import Any, TypeVar
 import click
 
 from zoo import __version__
-from zoo.errors import ZooError
+from zoo.cli import output
+from zoo.cli.group import Choice, ZooGroup
+from zoo.cli.output import emit, to_json
+from zoo.errors import RecipeError, UsageError, ZooError
+
+__all__ = ["Choice", "cli", "emit", "errors", "main", "to_json"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,13 +46,13 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 # The group's options, accepted after the subcommand too (``zoo list -v`` as ``zoo -v list``).
 LATE_OPTIONS = (
-    click.option("--recipes", "late_recipes", type=click.Path(path_type=Path), help="Recipe catalog folder."),
+    click.option("--recipes", "late_recipes", type=click.Path(), help="Recipe catalog folder."),
     click.option("-v", "--verbose", "late_verbose", count=True, help="More logging (-vv: debug)."),
     click.option("-q", "--quiet", "late_quiet", is_flag=True, help="Only warnings and errors."),
 )
 
 
-def _late_globals(recipes: Path | None, verbose: int, quiet: bool) -> None:
+def _late_globals(recipes: str | None, verbose: int, quiet: bool) -> None:
     obj = click.get_current_context().find_root().obj
     if recipes is not None:
         obj["recipes"] = recipes
@@ -53,31 +61,34 @@ def _late_globals(recipes: Path | None, verbose: int, quiet: bool) -> None:
 
 
 def errors(fn: F) -> F:
-    """One ``error:`` line and the class's exit code for ``ZooError``; Ctrl-C / SIGTERM likewise.
-    Also gives the command the group's options, so they work before or after its name."""
+    """One ``error:`` line and the class's exit code for ``ZooError`` (under ``--json`` also the error's JSON
+    document); Ctrl-C / SIGTERM likewise. Also gives the command the group's options, so they work before
+    or after its name, and prints the JSON result the command emitted once it succeeded."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import signal
 
         _late_globals(kwargs.pop("late_recipes", None), kwargs.pop("late_verbose", 0), kwargs.pop("late_quiet", False))
+        output.start(bool(kwargs.get("as_json")))
 
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except ZooError as e:
-            for line in str(e).splitlines():
-                click.echo(f"error: {line}", err=True)
+            output.report(str(e), e.exit_code, e.problems if isinstance(e, RecipeError) else None)
             sys.exit(e.exit_code)
         except KeyboardInterrupt as e:
             what = "terminated" if isinstance(e, Terminated) else "interrupted"
-            click.echo(
-                f"error: {what}; nothing half-written was kept and earlier results are intact; fix: run the same command "
+            output.report(
+                f"{what}; nothing half-written was kept and earlier results are intact; fix: run the same command "
                 "again (finished stages are skipped, LoRA training resumes from its last checkpoint)",
-                err=True,
+                143 if isinstance(e, Terminated) else 130,
             )
             sys.exit(143 if isinstance(e, Terminated) else 130)
+        output.finish()
+        return result
 
     for option in reversed(LATE_OPTIONS):
         wrapper = option(wrapper)
@@ -125,33 +136,61 @@ def catalog_root(ctx: click.Context) -> Path:
 
 
 workdir_option = click.option(
-    "--workdir", type=click.Path(path_type=Path), help="Where builds live (default: $ZOO_WORKDIR or ./work)."
+    "--workdir",
+    type=click.Path(),  # a string: an empty one (an unset shell variable) is refused, not read as "."
+    help="Where builds live (default: $ZOO_WORKDIR, or ./work when that is unset or empty); never the current folder "
+    "or a checkout's root.",
 )
+
+
+def from_env(ctx: click.Context, param: str, var: str) -> str | None:
+    """``VAR='value' (from the environment)`` when option ``param`` took its value from ``$VAR``, else None."""
+    if ctx.get_parameter_source(param) is not click.core.ParameterSource.ENVIRONMENT:
+        return None
+    return f"{var}={os.environ.get(var, '')!r} (from the environment)"
+
+
+@contextlib.contextmanager
+def named(given: str | None) -> Iterator[None]:
+    """Prefix a ``ZooError`` raised inside with where the bad value came from (an environment variable)."""
+    try:
+        yield
+    except ZooError as e:
+        if given and not isinstance(e, RecipeError):
+            e.args = (f"{given}: {e}",)
+        raise
+
+
+def resolve_workdir(value: str | None) -> Path:
+    """``--workdir``, else ``$ZOO_WORKDIR``, else ``./work`` (``zoo.workdir.workdir``), refusing an empty
+    --workdir and a current folder or checkout root, and naming the variable when the value came from it."""
+    from zoo.workdir import refuse_accidental, workdir
+
+    env = os.environ.get("ZOO_WORKDIR")
+    if value is not None and not value.strip():
+        raise UsageError(
+            f"--workdir {value!r} is empty (an unset shell variable?) and would build into the current folder; "
+            "fix: pass --workdir with a folder, or leave it out for $ZOO_WORKDIR or ./work"
+        )
+    given = None if value is not None or not env else f"ZOO_WORKDIR={env!r} (from the environment)"
+    with named(given):
+        path = workdir(Path(value) if value is not None else None)
+    if value is not None:
+        refuse_accidental(path, f"--workdir {value}", "pass --workdir with a folder of its own, e.g. --workdir ./work")
+    elif env:
+        refuse_accidental(path, str(given), "set ZOO_WORKDIR to a folder of its own, e.g. ./work (or unset it)")
+    return path
+
+
 device_option = click.option(
     "--device",
-    type=click.Choice(["auto", "cuda", "cpu"]),
+    type=Choice(["auto", "cuda", "cpu"]),
     default="auto",
     show_default=True,
     help="Where to compute: auto takes CUDA when visible (else the CPU, for tiny bases only); cpu forces the CPU.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout instead of text.")
-
-
-def to_json(obj: Any) -> str:
-    """Results (frozen dataclasses, paths, records) as the JSON that ``--json`` prints."""
-    import dataclasses
-    import json
-
-    def default(o: Any) -> Any:
-        if dataclasses.is_dataclass(o) and not isinstance(o, type):
-            return dataclasses.asdict(o)
-        if isinstance(o, Path):
-            return str(o)
-        if hasattr(o, "model_dump"):
-            return o.model_dump(mode="json")
-        raise TypeError(f"{type(o).__name__} is not JSON")
-
-    return json.dumps(obj, default=default, indent=2)
+JSON_HELP = "One JSON document on stdout instead of text; an error too ({error, fix, exit})."
+json_option = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 
 
 wait_option = click.option(
@@ -159,13 +198,17 @@ wait_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zoo")
-@click.option("--recipes", type=click.Path(path_type=Path), help="Recipe catalog folder (default: ./recipes).")
+@click.option(
+    "--recipes",
+    type=click.Path(),  # a string: an empty one (an unset shell variable) is refused, not read as "."
+    help="Recipe catalog folder (default: $ZOO_RECIPES, else ./recipes, else the catalog zoo ships).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging, backends' included (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
-def cli(ctx: click.Context, recipes: Path | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, recipes: str | None, verbose: int, quiet: bool) -> None:
     """Build, evaluate, card and publish quantized LLaMA-3 / LLaVA-Next checkpoints from recipes."""
     configure_logging(verbose, quiet)
     # Backends (imported later, inside commands) read these once: keep their logs quiet unless asked,
@@ -192,20 +235,9 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 
 def main() -> None:
-    """The console script: click's own usage errors become one ``error:`` line (exit 2), like zoo's."""
-    try:
-        rc = cli.main(prog_name="zoo", standalone_mode=False)
-    except click.UsageError as e:
-        where = e.ctx.command_path if e.ctx else "zoo"
-        click.echo(f"error: {e.format_message().rstrip('.')}; fix: see `{where} --help`", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        sys.exit(e.exit_code)
-    except click.Abort:
-        click.echo("error: interrupted; fix: run the same command again", err=True)
-        sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    """The console script: click's own usage errors become one ``error:`` line (exit 2), like zoo's
+    (``ZooGroup.main``, which click's test runner calls too)."""
+    cli.main(prog_name="zoo")
 
 
 from zoo.cli import catalog, publish, rehearse, site, stages  # noqa: E402,F401  (registers the commands)

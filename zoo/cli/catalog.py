@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, errors, json_option, to_json
+from zoo.cli import catalog_root, cli, emit, errors, json_option
 from zoo.cli.table import table
 
 
@@ -18,7 +16,7 @@ from zoo.cli.table import table
 @click.option("--family", help="llama3, llava-next, or a base such as llama3-70b / tiny-llama3.")
 @click.option("--method", help="rtn, gptq, awq, smoothquant, quip, pbllm, billm, dbllm, slimllm, qlora, irqlora.")
 @click.option("--bits", type=float, help="Weight bits, e.g. 4 or 1.1.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@json_option
 @click.pass_context
 @errors
 def list_cmd(ctx: click.Context, family: str | None, method: str | None, bits: float | None, as_json: bool) -> None:
@@ -26,17 +24,12 @@ def list_cmd(ctx: click.Context, family: str | None, method: str | None, bits: f
     from zoo.snapshot import listed
 
     rows = [dataclasses.asdict(e) for e in listed(catalog_root(ctx), family, method, bits)]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for r in rows:
-        r["buildable"] = "yes" if r["buildable"] else "no"
-    click.echo(table(rows))
+    emit(rows, lambda: table([{**r, "buildable": "yes" if r["buildable"] else "no"} for r in rows]))
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@json_option
 @click.pass_context
 @errors
 def show(ctx: click.Context, name: str, as_json: bool) -> None:
@@ -44,21 +37,21 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     from zoo.snapshot import resolved
 
     data = resolved(name, catalog_root(ctx))
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    import textwrap
 
-    import yaml
+    def text() -> str:
+        import textwrap
 
-    from zoo.fidelity import fidelity
+        import yaml
 
-    click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
-    params = data.get("params")
-    variant = params.get("variant") if isinstance(params, dict) else None
-    note = fidelity(str(data.get("method", "")), str(variant) if variant else None)
-    if note:  # a YAML comment: the output stays a recipe
-        click.echo("\n".join(f"# {line}" for line in textwrap.wrap(f"fidelity: {note}", 100)))
+        from zoo.fidelity import fidelity
+
+        params = data.get("params")
+        variant = params.get("variant") if isinstance(params, dict) else None
+        note = fidelity(str(data.get("method", "")), str(variant) if variant else None)
+        comment = [f"# {line}" for line in textwrap.wrap(f"fidelity: {note}", 100)] if note else []
+        return "\n".join([yaml.safe_dump(data, sort_keys=False).rstrip(), *comment])  # a comment: still a recipe
+
+    emit(data, text)
 
 
 @cli.command()
@@ -71,6 +64,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
     """Check recipe files or catalog names (default: the whole catalog); every problem at once (exit 2 if any)."""
     from zoo.catalog import base_paths, find, recipe_paths
     from zoo.catalog import validate as check
+    from zoo.errors import RecipeError
     from zoo.snapshot import catalog_problems
 
     if paths:  # a bare catalog name (no such file here) is the catalog's recipe of that name
@@ -82,13 +76,10 @@ def validate(ctx: click.Context, paths: tuple[Path, ...], strict: bool, as_json:
         root = catalog_root(ctx)
         paths = (*base_paths(root), *recipe_paths(root))
         problems = catalog_problems(root, strict)
-    if as_json:
-        click.echo(to_json({"files": len(paths), "valid": not problems, "problems": problems}))
-        sys.exit(2 if problems else 0)
-    for p in problems:
-        click.echo(str(p), err=True)
-    bad = len({os.path.realpath(p.file) for p in problems})
-    if problems:
-        click.echo(f"{len(problems)} problem(s) in {bad} of {len(paths)} file(s)", err=True)
-        sys.exit(2)
-    click.echo(f"{len(paths)} file(s) valid")
+    result = {"files": len(paths), "valid": not problems, "problems": problems}
+    if problems:  # the error prints them; under --json the result carries them too, with the error added
+        if as_json:
+            emit(result)
+        bad = len({os.path.realpath(p.file) for p in problems})
+        raise RecipeError(problems, f"{len(problems)} problem(s) in {bad} of {len(paths)} file(s)")
+    emit(result, f"{len(paths)} file(s) valid")

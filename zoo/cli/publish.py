@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from zoo.cli import catalog_root, cli, device_option, errors, json_option, require, to_json, wait_option, workdir_option
+from zoo.cli import (
+    catalog_root,
+    cli,
+    device_option,
+    emit,
+    errors,
+    from_env,
+    json_option,
+    named,
+    require,
+    resolve_workdir,
+    wait_option,
+    workdir_option,
+)
+from zoo.cli.output import to_json
 from zoo.cli.table import table
 from zoo.errors import ZooError
 
@@ -26,9 +38,11 @@ sigstore_option = click.option("--sigstore", is_flag=True, help="Sign keylessly 
 
 
 def signer_for(key: Path | None, sigstore: bool) -> Signer | None:
+    """The signer, checked now (before anything is built or uploaded); a bad $ZOO_SIGNING_KEY_FILE is named."""
     from zoo.publish.sign import Signer
 
-    return Signer(key, sigstore) if key is not None or sigstore else None
+    with named(from_env(click.get_current_context(), "sign_key", "ZOO_SIGNING_KEY_FILE")):
+        return Signer(key, sigstore) if key is not None or sigstore else None
 
 
 @cli.command("push")
@@ -48,7 +62,7 @@ def signer_for(key: Path | None, sigstore: bool) -> Signer | None:
 def push_cmd(
     ctx: click.Context,
     name: str,
-    workdir: Path | None,
+    workdir: str | None,
     repo_id: str | None,
     org: str | None,
     private: bool | None,
@@ -63,29 +77,28 @@ def push_cmd(
     from zoo.catalog import load
     from zoo.publish.hub import check_repo_id
     from zoo.publish.push import push
-    from zoo.workdir import workdir as default_workdir
 
     if repo_id is not None:
         check_repo_id(repo_id)  # before anything else, and before any network call
     recipe = load(name, catalog_root(ctx))
-    repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
-    r = push(recipe, default_workdir(workdir), repo, private, revision, dry_run, wait, signer_for(sign_key, sigstore))
-    if as_json:
-        click.echo(to_json(r))
-    elif r.status == "dry-run":
-        for p in r.changed:
-            click.echo(f"would upload  {p}")
-        for p in r.deleted:
-            click.echo(f"would delete  {p}")
+    with named(from_env(ctx, "org", "ZOO_HUB_ORG")):
+        repo = repo_id or (check_repo_id(f"{org}/{recipe.name}") if org else None)
+    r = push(recipe, resolve_workdir(workdir), repo, private, revision, dry_run, wait, signer_for(sign_key, sigstore))
+
+    def text() -> str:
+        if r.status == "unchanged":
+            return f"{r.repo_id}@{r.revision}: already up to date ({r.unchanged} files); no commit made; tag {r.tag}"
+        if r.status != "dry-run":
+            return f"{r.repo_id}@{r.revision}: pushed {len(r.changed)} file(s) in commit {r.commit}; tag {r.tag}"
         note = f" ({r.note})" if r.note else ""
-        click.echo(
+        return "\n".join([
+            *(f"would upload  {p}" for p in r.changed),
+            *(f"would delete  {p}" for p in r.deleted),
             f"{r.repo_id}@{r.revision}: {len(r.changed)} to upload, {len(r.deleted)} to delete, {r.unchanged} unchanged; "
-            f"tag {r.tag}{note}"
-        )
-    elif r.status == "unchanged":
-        click.echo(f"{r.repo_id}@{r.revision}: already up to date ({r.unchanged} files); no commit made; tag {r.tag}")
-    else:
-        click.echo(f"{r.repo_id}@{r.revision}: pushed {len(r.changed)} file(s) in commit {r.commit}; tag {r.tag}")
+            f"tag {r.tag}{note}",
+        ])  # fmt: skip
+
+    emit(r, text)
 
 
 @cli.command("pull")
@@ -101,6 +114,11 @@ def push_cmd(
     help="Refuse unless the release manifest is signed by this public key (PEM) or Sigstore identity (exit 10).",
 )
 @click.option("--oidc-issuer", default=None, help="With sigstore:IDENTITY: the identity's OIDC issuer (default: GitHub Actions).")
+@click.option(
+    "--allow-older",
+    is_flag=True,
+    help="Accept a newest release that is older than one this user verified from the repo before (a warning, not exit 10).",
+)
 @json_option
 @click.pass_context
 @errors
@@ -112,27 +130,38 @@ def pull_cmd(
     force: bool,
     verify_with: str | None,
     oidc_issuer: str | None,
+    allow_older: bool,
     as_json: bool,
 ) -> None:
     """Download NAME (a recipe name or owner/repo) and verify every file against the release manifest."""
     from zoo.catalog import recipes_dir
     from zoo.publish.pull import pull
+    from zoo.untrusted import plain
 
     try:
         root: Path | None = recipes_dir(ctx.obj.get("recipes"))
     except ZooError:
         root = None  # users without a checkout pull by repo id
-    r = pull(name, root, revision, local_dir, force, verify_with, oidc_issuer)
+    r = pull(name, root, revision, local_dir, force, verify_with, oidc_issuer, allow_older)
     if as_json:
         click.echo(to_json(r))
         return
+    # every string below that a repo supplied goes through plain(): it cannot draw on the terminal or
+    # start a line of its own (such as a forged "signed by ...")
     click.echo(
-        f"{r.repo_id}@{r.revision} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in {r.local_dir}"
+        f"{r.repo_id}@{plain(r.revision)} (commit {r.commit}): {r.files} files ({r.total_bytes / 1e6:.1f} MB) verified in "
+        f"{plain(r.local_dir)}"
     )
     if r.signed_by:
-        click.echo(f"signed by {r.signed_by}: the release manifest's signature verifies")
+        click.echo(f"signed by {plain(r.signed_by)}: the release manifest's signature verifies")
+    if r.release:
+        w = r.release
+        click.echo(
+            f"release (from the manifest{', signed' if r.signed_by else ''}): recipe {plain(w.name)} "
+            f"(sha256 {plain(w.recipe_sha256[:12])}) for {plain(w.repo_id)}, built {plain(w.built)}"
+        )
     if r.provenance:  # as the publisher wrote it: integrity is proven above, the publisher's identity is not
-        p = r.provenance
+        p = {k: plain(v, 80) for k, v in r.provenance.items()}
         click.echo(
             f"provenance (from the weights' headers): zoo {p.get('version', '?')}, recipe {p.get('recipe', '?')} "
             f"(sha256 {p.get('recipe_sha256', '?')[:12]}), {p.get('method', '?')} on {p.get('base', '?')}"
@@ -155,7 +184,7 @@ def pull_cmd(
 def release_cmd(
     ctx: click.Context,
     names: tuple[str, ...],
-    workdir: Path | None,
+    workdir: str | None,
     device: str,
     limit: int | None,
     dry_run: bool,
@@ -167,19 +196,21 @@ def release_cmd(
     """build -> eval -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
     require("release", "build", "eval")
     from zoo.publish.release import release
-    from zoo.workdir import workdir as default_workdir
 
     signer = signer_for(sign_key, sigstore)
-    outcomes = release(list(names), catalog_root(ctx), default_workdir(workdir), device, limit, dry_run, wait, signer)
+    outcomes = release(list(names), catalog_root(ctx), resolve_workdir(workdir), device, limit, dry_run, wait, signer)
     rows = [
         {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push", "collection")}, "error": o.error}
         for o in outcomes
     ]
-    click.echo(to_json(outcomes) if as_json else table(rows))
+    emit(outcomes, lambda: table(rows))
     failed = [o.name for o in outcomes if not o.ok]
     if failed:
-        click.echo(f"error: {len(failed)} of {len(outcomes)} release(s) failed: {', '.join(failed)}", err=True)
-        sys.exit(1)
+        raise ZooError(
+            f"{len(failed)} of {len(outcomes)} release(s) failed: {', '.join(failed)}; "
+            "fix: see each one's error (the table's error column, or result[].error with --json), then run the same command "
+            "again (finished stages are skipped)"
+        )
 
 
 @cli.group("collection")
@@ -194,25 +225,18 @@ def collection_group() -> None:
 @json_option
 @click.pass_context
 @errors
-def collection_sync_cmd(ctx: click.Context, names: tuple[str, ...], workdir: Path | None, dry_run: bool, as_json: bool) -> None:
+def collection_sync_cmd(ctx: click.Context, names: tuple[str, ...], workdir: str | None, dry_run: bool, as_json: bool) -> None:
     """Put every variant pushed from the workdir (or NAME...) into its base's collection, with a note each."""
     from zoo.catalog import load, siblings
     from zoo.publish.collections import sync
-    from zoo.workdir import workdir as default_workdir
 
     root = catalog_root(ctx)
     chosen = {load(n, root).name for n in names} if names else None
-    results = sync(siblings(root), default_workdir(workdir), chosen, dry_run)
-    if as_json:
-        click.echo(to_json(results))
-        return
-    if not results:
-        click.echo("nothing pushed from this workdir yet; fix: zoo push NAME first")
-    for r in results:
-        verb = "would add" if dry_run else "added"
-        where = r.url or f"{r.namespace} (new collection)"
-        click.echo(f"{where}: {verb} {len(r.added)}, notes {'to update' if dry_run else 'updated'} {len(r.updated)}, "
-                   f"{r.unchanged} unchanged")  # fmt: skip
+    results = sync(siblings(root), resolve_workdir(workdir), chosen, dry_run)
+    verb, notes = ("would add", "to update") if dry_run else ("added", "updated")
+    lines = [f"{r.url or f'{r.namespace} (new collection)'}: {verb} {len(r.added)}, notes {notes} {len(r.updated)}, "
+             f"{r.unchanged} unchanged" for r in results]  # fmt: skip
+    emit(results, "\n".join(lines) or "nothing pushed from this workdir yet; fix: zoo push NAME first")
 
 
 @cli.command("matrix")
@@ -220,7 +244,10 @@ def collection_sync_cmd(ctx: click.Context, names: tuple[str, ...], workdir: Pat
 @click.option("--changed-since", help="Only recipes whose file, or a file they extend, changed since this git ref.")
 @click.option("--family", help="llama3, llava-next, or a base such as llama3-70b.")
 @click.option("--method", help="A method name, e.g. gptq.")
-@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: the matrix is always JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="The matrix is one JSON line either way (what $GITHUB_OUTPUT takes); with --json an error is one too.",
+)  # fmt: skip
 @click.pass_context
 @errors
 def matrix_cmd(
@@ -229,4 +256,5 @@ def matrix_cmd(
     """The recipes as a GitHub Actions matrix (JSON), with runner labels by memory need."""
     from zoo.publish.matrix import matrix
 
-    click.echo(json.dumps(matrix(catalog_root(ctx), changed_since, family, method, names)))
+    plan = matrix(catalog_root(ctx), changed_since, family, method, names)
+    emit(plan, lambda: to_json(plan, line=True), line=True)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import click
 
-from zoo.cli import catalog_root, cli, errors, require, workdir_option
+from zoo.cli import catalog_root, cli, emit, errors, json_option, require, resolve_workdir, workdir_option
 from zoo.cli.table import table
 
 
@@ -20,7 +16,7 @@ from zoo.cli.table import table
 @workdir_option
 @click.option("--limit", type=click.IntRange(min=1), default=2, show_default=True, help="Items per task and perplexity windows.")
 @click.option("--push", is_flag=True, help="Push for real to the Hub at HF_ENDPOINT (never huggingface.co); default: a dry run.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@json_option
 @click.pass_context
 @errors
 def rehearse_cmd(
@@ -29,7 +25,7 @@ def rehearse_cmd(
     every: bool,
     family: str | None,
     method: str | None,
-    workdir: Path | None,
+    workdir: str | None,
     limit: int,
     push: bool,
     as_json: bool,
@@ -37,31 +33,28 @@ def rehearse_cmd(
     """Rehearse NAME... (or --all): build -> eval -> card -> push on a shrunk base; exit 1 if any failed."""
     require("rehearse", "build", "eval")
     from zoo.catalog import entries, load, recipe_paths
-    from zoo.errors import UsageError
+    from zoo.errors import UsageError, ZooError
     from zoo.progress import reporter
     from zoo.recipe import load_recipe
     from zoo.rehearse import STAGES, rehearse
-    from zoo.workdir import workdir as default_workdir
 
-    root = catalog_root(ctx)
-    catalog = [load_recipe(p) for p in recipe_paths(root)]
     if every == bool(names):
         raise UsageError("name the recipes to rehearse, or pass --all; fix: zoo rehearse NAME... or zoo rehearse --all")
+    root, work = catalog_root(ctx), resolve_workdir(workdir)
+    catalog = [load_recipe(p) for p in recipe_paths(root)]
     if every:
         chosen = {e.name for e in entries(root, family, method)}
         recipes = [r for r in catalog if r.name in chosen]
     else:
         recipes = [load(n, root) for n in names]
-    results = rehearse(recipes, catalog, default_workdir(workdir), root, limit, push, reporter("rehearse"))
-    if as_json:
-        click.echo(json.dumps([r.to_json() for r in results], indent=2))
-    else:
-        rows = [
-            {"recipe": r.name, **{s: r.stages.get(s, "") for s in STAGES}, "seconds": r.seconds, "error": r.error}
-            for r in results
-        ]
-        click.echo(table(rows))
+    results = rehearse(recipes, catalog, work, root, limit, push, reporter("rehearse"))
+    rows = [
+        {"recipe": r.name, **{s: r.stages.get(s, "") for s in STAGES}, "seconds": r.seconds, "error": r.error} for r in results
+    ]
+    emit([r.to_json() for r in results], lambda: table(rows))
     failed = [r.name for r in results if not r.ok]
     if failed:
-        click.echo(f"error: {len(failed)} of {len(results)} rehearsal(s) failed: {', '.join(failed)}", err=True)
-        sys.exit(1)
+        raise ZooError(
+            f"{len(failed)} of {len(results)} rehearsal(s) failed: {', '.join(failed)}; "
+            "fix: see each one's error (the table's error column, or result[].error with --json), then run it again"
+        )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli import catalog_root, cli, errors, json_option, to_json, workdir_option
+from zoo.cli import catalog_root, cli, emit, errors, json_option, resolve_workdir, workdir_option
 
 
 @cli.command("site")
@@ -16,16 +16,11 @@ from zoo.cli import catalog_root, cli, errors, json_option, to_json, workdir_opt
 @json_option
 @click.pass_context
 @errors
-def site_cmd(ctx: click.Context, workdir: Path | None, out: Path | None, title: str, as_json: bool) -> None:
+def site_cmd(ctx: click.Context, workdir: str | None, out: Path | None, title: str, as_json: bool) -> None:
     """Write a static HTML index of every catalog variant (one page per base) from the workdir's records."""
     from zoo.catalog import siblings
     from zoo.site import site
-    from zoo.workdir import workdir as default_workdir
 
-    work = default_workdir(workdir)
+    work = resolve_workdir(workdir)
     r = site(siblings(catalog_root(ctx)), work, out or work / "_site", title)
-    if as_json:
-        click.echo(to_json(r))
-    else:
-        counts = f"{r.variants} variants ({r.built} built, {r.evaluated} evaluated)"
-        click.echo(f"{r.out / 'index.html'}: {len(r.pages)} pages, {counts}")
+    emit(r, f"{r.out / 'index.html'}: {len(r.pages)} pages, {r.variants} variants ({r.built} built, {r.evaluated} evaluated)")

@@ -8,6 +8,16 @@ replaced by the method's dequantized result, and the quantized layer's outputs b
 layer's inputs. Accelerator memory is one layer plus activations. The checkpoint is saved in 16-bit
 ("fake" quantization, like the study's own) with ``quantization.json`` giving the scheme and the
 measured average bits per weight.
+
+H is normalized per token (its trace does not grow with the calibration length); GPTQ's reference code and
+the GPTQ-based methods' (BiLLM, PB-LLM, SliM-LLM) average over sequences instead, a (tokens per sequence)
+times larger H. Only an absolute constant added to H tells the two apart (relative dampening and salience
+rankings do not): a method with one asks ``Hessian.per_sequence`` (SliM-LLM's authors' variant does).
+
+A method whose per-Linear step must see the layer's inputs (SliM-LLM scores its candidates on the
+calibration outputs) passes a ``StepFn`` to ``run_steps``: after the Hessian pass and before any weight of
+the layer changes, the layer runs once more over the windows and each step's observer sees its Linear's
+input and output on every window, as the authors' second pass does.
 """
 
 from __future__ import annotations
@@ -37,6 +47,9 @@ class Quantized:
 
 WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
 RecordFn = Callable[[Any, Quantized], None]  # (the nn.Linear, its result) once its weight is replaced
+Observe = Callable[[Any, Any], None]  # one window's input [tokens, in] and output [tokens, out] of a Linear
+Finish = Callable[[], Quantized]  # the Linear's result, once every window has been observed
+StepFn = Callable[[Any, "Hessian"], tuple[Observe | None, Finish]]  # (the nn.Linear, its H) -> the two
 
 
 def _capture(model: Any, layers: Any, windows: list[list[int]], device: str) -> tuple[list[Any], dict[str, Any]]:
@@ -76,11 +89,17 @@ class Hessian:
         import torch
 
         self.h = torch.zeros(n, n, device=device)
-        self.count = 0
+        self.count = 0  # input rows (tokens)
+        self.sequences = 0  # forward calls: one calibration window each
+
+    def per_sequence(self) -> Any:
+        """H as GPTQ's reference ``add_batch`` holds it, 2/sequences sum(x x^T): (tokens per sequence) x ``h``."""
+        return self.h * (self.count / max(self.sequences, 1))
 
     def hook(self, module: Any, args: tuple[Any, ...], out: Any) -> None:
         x = args[0].reshape(-1, args[0].shape[-1]).float()
         n = x.shape[0]
+        self.sequences += args[0].shape[0] if args[0].dim() == 3 else 1
         self.h *= self.count / (self.count + n)
         self.count += n
         x = x * (2 / self.count) ** 0.5
@@ -96,13 +115,49 @@ def run(ctx: BuildContext[Any], quantize: WeightFn, scheme: dict[str, Any]) -> d
     return save(ctx, *quantize_layers(ctx, quantize), scheme)
 
 
-def quantize_layers(ctx: BuildContext[Any], quantize: WeightFn, record: RecordFn | None = None) -> tuple[Any, float, float]:
+def run_steps(ctx: BuildContext[Any], step: StepFn, scheme: dict[str, Any]) -> dict[str, Any]:
+    """``run`` for a method whose per-Linear step observes the layer's calibration inputs (``StepFn``)."""
+    return save(ctx, *quantize_layers(ctx, None, step=step), scheme)
+
+
+def _plain(quantize: WeightFn) -> StepFn:
+    """A ``WeightFn`` as a step that observes nothing (W read when it runs, as before steps existed)."""
+    return lambda module, hessian: (None, lambda: quantize(module.weight.data.float(), hessian.h))
+
+
+def replay(layer: Any, linears: dict[str, Any], observers: dict[str, Observe], inputs: list[Any], kwargs: dict[str, Any]) -> None:
+    """One more pass of the (still unquantized) layer over the windows ``inputs``, each observer seeing the input
+    and output rows of its Linear in ``linears`` on every window."""
+    import torch
+
+    def hook(observe: Observe) -> Any:
+        return lambda m, args, out: observe(args[0].reshape(-1, args[0].shape[-1]), out.reshape(-1, out.shape[-1]))
+
+    handles = [linears[n].register_forward_hook(hook(o)) for n, o in observers.items()]
+    try:
+        with torch.no_grad():
+            for x in inputs:
+                layer(x, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def quantize_layers(
+    ctx: BuildContext[Any], quantize: WeightFn | None, record: RecordFn | None = None, step: StepFn | None = None
+) -> tuple[Any, float, float]:
     """The layer-by-layer pass alone: the model (on the host, every decoder Linear quantized), its bits and
     code bits per weight. ``record`` sees each Linear with its result, for a method that trains on after the
-    pass (DB-LLM's distillation keeps the binary codes); ``run`` is this pass and ``save``."""
+    pass (DB-LLM's distillation keeps the binary codes); ``run`` is this pass and ``save``. ``step`` replaces
+    ``quantize`` for a method that observes the layer's inputs (``run_steps``)."""
     import torch
 
     from zoo.progress import reporter
+
+    if step is None:
+        if quantize is None:
+            raise TypeError("quantize_layers needs quantize or step")
+        step = _plain(quantize)
 
     model = ctx.load_model()
     model.config.use_cache = False
@@ -126,19 +181,22 @@ def quantize_layers(ctx: BuildContext[Any], quantize: WeightFn, record: RecordFn
                 layer(x, **kwargs)
         for h in handles:
             h.remove()
+        plans = {n: step(m, hessians[n]) for n, m in linears.items()}
+        observers = {n: o for n, (o, _) in plans.items() if o is not None}
+        if observers:
+            replay(layer, linears, observers, inputs, kwargs)
         for name, module in linears.items():
-            w = module.weight.data.float()
-            result = quantize(w, hessians[name].h)
+            result = plans[name][1]()
             module.weight.data = result.weight.to(module.weight.dtype)
             if record is not None:
                 record(module, result)
             total_bits += result.bits
             code_bits += result.code_bits
-            total_weights += w.numel()
+            total_weights += module.weight.numel()
         with torch.no_grad():
             inputs = [_hidden(layer(x, **kwargs)) for x in inputs]
         layer.to("cpu")
-        del hessians
+        del hessians, plans, observers
         tick(index + 1, len(layers))
     inner.rotary_emb.to("cpu")
     return model, total_bits / total_weights, code_bits / total_weights

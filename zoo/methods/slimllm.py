@@ -3,51 +3,45 @@
 ``variant: authors`` (the default) is the algorithm as the authors' code runs it (Aaronhuang-778/SliM-LLM,
 ``slim-llm/run.py MODEL wikitext2 2bit --groupsize 128``, the GPTQ-based SliM-LLM):
 
+- Their Hessian. GPTQ's ``add_batch`` averages over sequences, H = 2/sequences sum(x x^T), (tokens per
+  window) times zoo's per-token H (``Hessian.per_sequence``); their salience step adds an absolute 0.01 to its
+  diagonal in place (dead inputs first set to 1), so the 1% dampening after it sees that too and no input
+  counts as dead. The absolute 0.01 is why the normalization matters here and nowhere else in zoo.
 - Salience-determined bit allocation (SBA). A group's salience is the sum over its weights of
   w^2 / [U]_jj^2 (U the upper Cholesky factor of H^-1). Groups are ranked by it; k pairs move, the k least
   salient groups one bit down and the k most salient one bit up, so the mean stays at the recipe's bits. k is
-  searched over 1 .. n/2 - 1 (n groups), each candidate quantized by plain per-row min-max rounding (1-bit
-  groups binarized as below) from the weights as they came, and scored on the layer's output; this ranking
-  uses H + 0.01 I undamped, as their salience step does. The chosen k is then applied to a ranking recomputed
-  with the damped Hessian GPTQ uses.
+  searched over 1 .. n/2 - 1 (n groups): each candidate, quantized by plain per-row min-max rounding (1-bit
+  groups binarized as below) from the weights as they came, is scored on every calibration window by
+  KL(softmax(X Wq^T) || softmax(X W^T)) over output channels (softmaxes clamped at 1e-6, mean over the window's
+  tokens), in the model's dtype as their code computes it; the first k of least mean over windows wins. This
+  ranking uses H + 0.01 I undamped, as their salience step does; the chosen k is applied to a ranking from the
+  damped Hessian their GPTQ loop uses. The windows are seen in a second pass of the unquantized layer, as
+  their ``get_block`` hooks see them (``native.run_steps``).
 - Salience-weighted quantizer calibration (SQC). For every group of 2 bits or more, from the weights as GPTQ's
   compensation has left them, the per-row min-max range is scaled by each of 101 factors in [0.9, 1.1]
   (1, then 50 steps up, then 50 down) and each row keeps the first factor minimizing sum |Q(w) - w|^2.4, the
   error of the group's salient elements weighted by ``lambda_salience`` (salient: w^2 / [U]_jj^2 at or above
   the least of the group's values more than 2 standard deviations from their mean). The authors' default
-  weight is 1, under which the salience weighting has no effect, so with the defaults SQC is this range
-  search alone. (Their code also clusters salience with k-means, ``utils/bit_means.py``; nothing calls it.)
+  weight is 1, under which the salience weighting has no effect. (Their ``utils/bit_means.py`` k-means is
+  never called.)
 - 1-bit groups: mu + alpha sign(w - mu) per row, mu the row's mean and alpha its mean |w| (not the mean
   deviation from mu) over the group, fixed from the group's weights where the OBS loop starts the group.
 - Columns are quantized by the OBS loop (``zoo.methods.obs``), one group per block, as their GPTQ loop does.
+  A group one bit below the recipe's that comes before, in column order, every group at or above it is fitted
+  with a fixed mid-range zero point ((2^b) / 2), because their quantizer's ``sym`` flag is only switched off by
+  the first group at or above the recipe's bits (at W2 those groups are 1-bit: nothing changes; at W3 it can).
 
-Also as their code runs, and kept: its salience step adds 0.01 to H's diagonal in place before the 1%
-dampening, so the dampening sees it and no input counts as dead (dead columns are not zeroed); and a group
-one bit below the recipe's that comes before, in column order, every group at or above it is fitted with a
-fixed mid-range zero point ((2^b) / 2), because the quantizer's ``sym`` flag is only switched off by the first
-group at or above the recipe's bits. At W2 this touches nothing (those groups are 1-bit), at W3 it can.
+zoo's extension, where their code has none: in a layer of 2 or 3 groups their range 1 .. n/2 - 1 is empty and
+their code stops (``min()`` of an empty list in ``slim_gptq.py``); zoo scores k = 0 (no pair) and k = 1 (the one
+pair there is) with the same KL and keeps the first least. A single group stays at the recipe's bits. The tiny
+bases' 256-wide Linears are of this kind; LLaMA-3-8B's and 70B's have 32 groups or more.
 
-What differs, and why:
+``score: second-order`` (a named option, not the authors') scores k by the KL's second-order expansion at a
+uniform softmax, from H alone: tr(C dW H dW^T C), C = I - 11^T/m removing each token's mean over the m output
+channels. A caller holding only (W, H), no windows, gets this score (``quantize_weight``).
 
-- The score of a candidate k. The authors compute KL(softmax(X Wq^T) || softmax(X W^T)) over each calibration
-  token's output channels, summed over tokens: it needs the layer's inputs X, and zoo's per-Linear function
-  receives only W and H = 2/n X^T X (``zoo.methods.native``). zoo scores k by the KL's second-order expansion
-  at a uniform softmax, which needs only H: the output error with each token's mean over output channels
-  removed (softmax ignores that shift), tr(C dW H dW^T C), C = I - 11^T/m over the m output rows. Where a
-  layer's softmax over its channels is far from uniform, the authors' choice of k can differ. On the parity
-  pair (1024 inputs, 8 groups) it picks their k at W2 and W3 (tests/test_parity.py); on the tiny base's four
-  768-wide down_proj, fed their 16-bit inputs, in 7 of 8 cases (W2 and W3), the eighth a near tie (their two
-  KLs 0.2% apart).
-- Layers of 2 or 3 groups. The authors' range 1 .. n/2 - 1 is then empty and their code stops (the minimum of
-  an empty list, ``slim_gptq.py``); neither of their bounds can hold, so zoo lets the same score choose
-  between no pair (k = 0) and the one pair there is (k = 1). A single group stays at the recipe's bits. The
-  tiny base's 256-wide Linears are of this kind (the score keeps all 24 uniform; forcing k = 1 measured 61.26
-  pydoc perplexity against 58.13); LLaMA-3-8B's and 70B's Linears have 32 groups or more.
-
-``variant: zoo-obs`` is zoo's earlier design, kept by name: the same pairs ranked by the salience from zoo's
-damped Hessian, k in 0 .. n/2 searched on the salience-weighted round-to-nearest error, no SQC (per-row
-min-max grids), and 1-bit groups binarized as mu + mean|w - mu| sign(w - mu) (``one_bit_grid: mean-binary``,
-the default) or on a 1-bit min-max grid (``one_bit_grid: minmax``); dead inputs zeroed as GPTQ does.
+``variant: zoo-obs`` is zoo's earlier design, kept by name in ``zoo.methods.slimllm_obs`` (with the
+second-order score).
 
 Not implemented: SliM-LLM+ (their ``slim-llm-plus``, OmniQuant-based, with learned clipping), and their
 AutoGPTQ fork's packed mixed-precision format: zoo saves the dequantized weights (format "fake").
@@ -55,8 +49,11 @@ AutoGPTQ fork's packed mixed-precision format: zoo saves the dequantized weights
 Bits per weight: code bits equal the recipe's bits (the allocation preserves the mean). With metadata: a
 16-bit scale and zero (1-bit groups: mean and alpha) per row and group, and 2 bits per group for its width.
 
-Parity: ``tests/test_parity.py`` holds the authors' variant against their code on fixed (W, H) pairs.
+Parity: ``tests/test_slimllm.py`` holds the authors' variant against their code run from calibration windows
+(normalization, damping, KL search and the quantized weights); ``tests/test_parity.py`` on fixed (W, H) pairs.
 """
+
+from __future__ import annotations
 
 from typing import Any, Literal
 
@@ -74,6 +71,9 @@ class SliMLLMParams(MethodParams):
     one_bit_grid: Literal["mean-binary", "minmax"] = "mean-binary"
     # "authors": the authors' algorithm (the default); "zoo-obs": zoo's earlier variant
     variant: Literal["authors", "zoo-obs"] = "authors"
+    # authors: how k is scored, "kl" (their output KL on the calibration windows, the default) or
+    # "second-order" (zoo's expansion of it from H alone)
+    score: Literal["kl", "second-order"] = "kl"
 
 
 SPEC = MethodSpec(
@@ -123,50 +123,37 @@ def binarize_authors(x: Any) -> Any:
     return mu + x.abs().mean(dim=1, keepdim=True) * torch.sign(x - mu)
 
 
+def round_candidate(x: Any, bits: int) -> Any:
+    """The authors' search quantizer for one group (dim 1), in ``x``'s dtype as their code leaves it: 1-bit
+    groups binarized, wider ones rounded on the per-row min-max grid (computed in fp32; a flat row spans -1..1)."""
+    if bits == 1:
+        return binarize_authors(x)
+    top = 2**bits - 1
+    lo, hi = x.float().amin(1).clamp(max=0), x.float().amax(1).clamp(min=0)
+    flat = (lo == 0) & (hi == 0)
+    lo, hi = lo.masked_fill(flat, -1.0), hi.masked_fill(flat, 1.0)
+    scale = ((hi - lo) / top).unsqueeze(1)
+    zero = (-lo.unsqueeze(1) / scale).round()
+    return (scale * ((x / scale).round() + zero).clamp(0, top).sub(zero)).to(x.dtype)
+
+
+def kl(quantized_out: Any, out: Any) -> float:
+    """The authors' score of one window: KL(softmax(quantized) || softmax(original)) over output channels, both
+    clamped at 1e-6, summed and divided by the tokens (``batchmean``), in the outputs' dtype."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    p = F.softmax(quantized_out, dim=-1).clamp(min=1e-6)
+    r = F.softmax(out, dim=-1).clamp(min=1e-6)
+    return float(F.kl_div(torch.log(r), p, reduction="batchmean"))
+
+
 def candidates(groups: int) -> list[int]:
     """The k the authors search, 1 .. n/2 - 1 of n groups. Below 4 groups that range is empty (their code
     stops there); zoo then lets the same score choose between k = 0 and the one pair there is (k = 1)."""
     if groups < 2:
         return [0]
     return list(range(1, groups // 2)) or [0, 1]
-
-
-def output_scores(w: Any, h: Any, bits: int, group: int, salience: Any) -> list[float]:
-    """For each candidate k: the output error tr(C dW H dW^T C) of rounding every group at its allocated width,
-    C removing each token's mean over output channels (the KL's second-order term at a uniform softmax).
-
-    The error is a sum over pairs of groups, so it is assembled from per-width, per-group-pair terms (three
-    matrix products in all, whatever the number of k)."""
-    import torch
-
-    from zoo.methods import obs
-
-    spans = _spans(w.shape[1], group)
-    widths = (bits - 1, bits, bits + 1)
-    deltas = []
-    for b in widths:
-        d = torch.cat([(binarize_authors(w[:, a:e]) if b == 1 else obs.uniform(w[:, a:e], b, dim=1)) - w[:, a:e]
-                       for a, e in spans], dim=1)  # fmt: skip
-        deltas.append(d - d.mean(dim=0, keepdim=True))
-    n = len(spans)
-
-    def per_group(prod: Any) -> Any:  # sum of [rows, cols] over each group of columns
-        if w.shape[1] % group == 0:
-            return prod.view(prod.shape[0], n, group).sum(dim=(0, 2))
-        return torch.stack([prod[:, a:e].sum() for a, e in spans])
-
-    terms = torch.zeros(3, 3, n, n, dtype=torch.float64, device=w.device)  # [width g, width g', g, g']
-    for i, d in enumerate(deltas):
-        for g, (a, e) in enumerate(spans):
-            left = d[:, a:e] @ h[a:e, :]
-            for j, d2 in enumerate(deltas):
-                terms[i, j, g] = per_group(left * d2).double()
-    scores = []
-    index = torch.arange(n, device=w.device)
-    for k in candidates(n):
-        level = torch.tensor([b - bits + 1 for b in pairs(salience, k, bits)], device=w.device)
-        scores.append(float(terms[level[:, None], level[None, :], index[:, None], index[None, :]].sum()))
-    return scores
 
 
 def sqc(w1: Any, u1: Any, bits: int, mid_zero: bool, lam: float = 1.0) -> tuple[Any, Any]:
@@ -213,126 +200,132 @@ def _authors_hessian(h: Any) -> Any:
     return obs.damped(h, 0.0) + SALIENCE_DAMP * torch.eye(h.shape[0], device=h.device)
 
 
-def _authors_allocate(w: Any, h: Any, bits: int, group: int, dampening: float) -> list[int]:
-    from zoo.methods import obs
+class Plan:
+    """One Linear under the authors' variant: its candidate allocations, ranked from (W, H) as their salience
+    step ranks them, the KL of each on every calibration window observed, then the quantized weight.
 
-    h1 = _authors_hessian(h)
-    search = group_salience(w, obs.inverse_hessian_factor(h1, 0.0), group)  # their salience step: no 1% damping
-    scores = output_scores(w, h, bits, group, search)
-    k = candidates(search.numel())[scores.index(min(scores))]  # the first best, as list.index
-    return pairs(group_salience(w, obs.inverse_hessian_factor(h1, dampening), group), k, bits)
+    ``w`` as the model stores it (their search quantizes and scores in that dtype), ``h`` normalized as their
+    ``add_batch`` normalizes it (per sequence). ``score``: "kl" (theirs) or "second-order" (from H alone)."""
+
+    def __init__(self, w: Any, h: Any, bits: int, group: int, dampening: float, lam: float, score: str) -> None:
+        from zoo.methods import obs
+
+        self.w, self.bits, self.group, self.dampening, self.lam = w, bits, group, dampening, lam
+        self.h1 = _authors_hessian(h.float())
+        search = group_salience(w, obs.inverse_hessian_factor(self.h1, 0.0), group)  # their salience step: undamped
+        self.ks = candidates(search.numel())
+        self.allocs = [pairs(search, k, bits) for k in self.ks]
+        self.second_order = None
+        if score == "second-order" and len(self.ks) > 1:
+            from zoo.methods import slimllm_obs
+
+            self.second_order = slimllm_obs.output_scores(w.float(), h.float(), bits, group, search)
+        self.errors: list[list[float]] = []  # per window, one KL per candidate
+        self.levels: dict[int, list[Any]] = {}
+
+    @property
+    def observes(self) -> bool:
+        """Whether its choice needs the windows (more than one candidate, scored by KL)."""
+        return self.second_order is None and len(self.ks) > 1
+
+    def observe(self, x: Any, out: Any | None = None) -> None:
+        """Score every candidate on one window: its inputs [tokens, in] and the Linear's outputs [tokens, out]."""
+        import torch
+
+        w = self.w
+        spans = _spans(w.shape[1], self.group)
+        if not self.levels:  # each group at each width the candidates use, rounded once
+            self.levels = {b: [round_candidate(w[:, a:e], b) for a, e in spans] for b in {b for a in self.allocs for b in a}}
+        x = x.to(w.dtype)
+        out = x @ w.T if out is None else out.to(w.dtype)
+        row = [kl(x @ torch.cat([self.levels[b][g] for g, b in enumerate(a)], dim=1).T, out) for a in self.allocs]
+        self.errors.append(row)
+
+    def k(self) -> int:
+        import numpy as np
+
+        if len(self.ks) == 1:
+            return self.ks[0]
+        if self.second_order is not None:
+            scores = self.second_order
+        elif self.errors:
+            scores = [float(np.mean(e)) for e in zip(*self.errors, strict=True)]  # their mean over windows
+        else:
+            raise ValueError("SliM-LLM's KL search observed no calibration window")
+        return self.ks[scores.index(min(scores))]  # the first best, as their list.index
+
+    def allocation(self) -> list[int]:
+        """The chosen k applied to the ranking from the damped Hessian their GPTQ loop uses."""
+        from zoo.methods import obs
+
+        u = obs.inverse_hessian_factor(self.h1, self.dampening)
+        return pairs(group_salience(self.w.float(), u, self.group), self.k(), self.bits)
+
+    def finish(self) -> Any:
+        import torch
+
+        from zoo.methods import obs
+
+        alloc = self.allocation()
+        bits, group, lam = self.bits, self.group, self.lam
+        state = {"mid_zero": True}  # their quantizer starts symmetric; the first group at >= bits ends that
+
+        def block(w1: Any, h1: Any, first: int) -> Any:
+            b = alloc[first // group]
+            if b == 1:
+                mu, alpha = w1.mean(dim=1), w1.abs().mean(dim=1)
+                return lambda i, col: mu + alpha * torch.sign(col - mu)
+            if b >= bits:
+                state["mid_zero"] = False
+            scale, zero = sqc(w1, h1, b, state["mid_zero"], lam)
+            top = 2**b - 1
+            return lambda i, col: (torch.clamp(torch.round(col / scale) + zero, 0, top) - zero) * scale
+
+        w = self.w.float()
+        return _result(w, obs.quantize(w, self.h1, block, block_size=group, dampening=self.dampening), alloc, group)
 
 
-def _authors(w: Any, h: Any, bits: int, group: int, dampening: float, lam: float) -> Any:
-    import torch
-
-    from zoo.methods import obs
-
-    w = w.float()
-    alloc = _authors_allocate(w, h, bits, group, dampening)
-    state = {"mid_zero": True}  # the authors' quantizer starts symmetric; the first group at >= bits ends that
-
-    def block(w1: Any, h1: Any, first: int) -> Any:
-        b = alloc[first // group]
-        if b == 1:
-            mu, alpha = w1.mean(dim=1), w1.abs().mean(dim=1)
-            return lambda i, col: mu + alpha * torch.sign(col - mu)
-        if b >= bits:
-            state["mid_zero"] = False
-        scale, zero = sqc(w1, h1, b, state["mid_zero"], lam)
-        top = 2**b - 1
-        return lambda i, col: (torch.clamp(torch.round(col / scale) + zero, 0, top) - zero) * scale
-
-    q = obs.quantize(w, _authors_hessian(h), block, block_size=group, dampening=dampening)
-    return q, alloc
-
-
-def allocate(
-    w: Any, h: Any, bits: int, group: int, dampening: float = 0.01, one_bit_grid: str = "mean-binary",
-    variant: str = "authors",
-) -> list[int]:  # fmt: skip
-    """Bit width per column group, mean exactly ``bits``."""
-    if variant == "authors":
-        return _authors_allocate(w.float(), h, bits, group, dampening)
-    return _zoo_obs_allocate(w, h, bits, group, dampening, one_bit_grid)
-
-
-def quantize_weight(
-    w: Any, h: Any, bits: int, group: int = 128, dampening: float = 0.01, one_bit_grid: str = "mean-binary",
-    variant: str = "authors", lambda_salience: float = 1.0,
-) -> Any:  # fmt: skip
-    """``one_bit_grid`` applies to zoo-obs, ``lambda_salience`` to the authors' variant."""
+def _result(w: Any, q: Any, alloc: list[int], group: int) -> Any:
     from zoo.methods.native import Quantized
 
-    if variant == "authors":
-        q, alloc = _authors(w, h, bits, group, dampening, lambda_salience)
-    else:
-        q, alloc = _zoo_obs(w, h, bits, group, dampening, one_bit_grid)
     widths = [e - a for a, e in _spans(w.shape[1], group)]
     code = float(sum(b * n for b, n in zip(alloc, widths, strict=True)) * w.shape[0])
     return Quantized(q, bits=code + len(alloc) * (w.shape[0] * 32 + 2), code_bits=code)
 
 
-# zoo-obs: zoo's earlier variant, unchanged
+def _plan(w: Any, h: Any, bits: int, group: int, dampening: float, lam: float, score: str, windows: Any) -> Plan:
+    plan = Plan(w, h, bits, group, dampening, lam, score if windows is not None else "second-order")
+    if plan.observes:
+        for x in windows:
+            plan.observe(x)
+    return plan
 
 
-def binarize(x: Any, dim: int = -1) -> Any:
-    """zoo-obs's 1-bit quantizer (``one_bit_grid: mean-binary``): mean +- mean |w - mean| per row (a min-max
-    grid at 1 bit has the levels {min(0, lo), max(0, hi)}, nearly zeroing the group). The authors' code scales
-    by mean |w| instead (``binarize_authors``)."""
-    from zoo.methods import obs
+def allocate(
+    w: Any, h: Any, bits: int, group: int, dampening: float = 0.01, one_bit_grid: str = "mean-binary",
+    variant: str = "authors", score: str = "kl", windows: Any = None,
+) -> list[int]:  # fmt: skip
+    """Bit width per column group, mean exactly ``bits``. ``h`` in the authors' normalization (per sequence);
+    ``windows``: the calibration inputs [tokens, in] of each window (without them: the second-order score)."""
+    if variant == "authors":
+        return _plan(w, h, bits, group, dampening, 1.0, score, windows).allocation()
+    from zoo.methods import slimllm_obs
 
-    mu = x.mean(dim=dim, keepdim=True)
-    alpha = (x - mu).abs().mean(dim=dim, keepdim=True)
-    return mu + alpha * obs.sign(x - mu)  # +1 at 0: a binarized value is never the mean itself
-
-
-def group_quantize(x: Any, bits: int, dim: int = -1, one_bit_grid: str = "mean-binary") -> Any:
-    from zoo.methods import obs
-
-    return binarize(x, dim) if bits == 1 and one_bit_grid == "mean-binary" else obs.uniform(x, bits, dim=dim)
+    return slimllm_obs.allocate(w, h, bits, group, dampening, one_bit_grid)
 
 
-def _zoo_obs_allocate(w: Any, h: Any, bits: int, group: int, dampening: float, one_bit_grid: str) -> list[int]:
-    import torch
+def quantize_weight(
+    w: Any, h: Any, bits: int, group: int = 128, dampening: float = 0.01, one_bit_grid: str = "mean-binary",
+    variant: str = "authors", lambda_salience: float = 1.0, score: str = "kl", windows: Any = None,
+) -> Any:  # fmt: skip
+    """``one_bit_grid`` applies to zoo-obs, ``lambda_salience``, ``score`` and ``windows`` to the authors' variant
+    (as in ``allocate``)."""
+    if variant == "authors":
+        return _plan(w, h, bits, group, dampening, lambda_salience, score, windows).finish()
+    from zoo.methods import slimllm_obs
 
-    from zoo.methods import obs
-
-    hinv = obs.inverse_hessian_factor(h, dampening)
-    salience = (w**2 / torch.diag(hinv).unsqueeze(0) ** 2).view(w.shape[0], -1, group).sum(dim=(0, 2))
-    order = torch.argsort(salience, descending=True).tolist()
-    groups = w.view(w.shape[0], -1, group)
-    cost = {
-        b: [
-            float(((groups[:, g] - group_quantize(groups[:, g], b, dim=1, one_bit_grid=one_bit_grid)) ** 2).sum())
-            for g in range(len(order))
-        ]
-        for b in (bits - 1, bits, bits + 1)
-    }
-    best, best_err = [bits] * len(order), float("inf")
-    for k in range(len(order) // 2 + 1):
-        alloc = pairs(salience, k, bits)
-        err = sum(float(salience[g]) * cost[alloc[g]][g] for g in range(len(order)))
-        if err < best_err:
-            best, best_err = alloc, err
-    return best
-
-
-def _zoo_obs(w: Any, h: Any, bits: int, group: int, dampening: float, one_bit_grid: str) -> tuple[Any, list[int]]:
-    from zoo.methods import obs
-
-    alloc = _zoo_obs_allocate(w, h, bits, group, dampening, one_bit_grid)
-
-    def block(w1: Any, h1: Any, first: int) -> Any:
-        b = alloc[first // group]
-        if b == 1 and one_bit_grid == "mean-binary":  # mean and scale fixed per row from the block's start
-            mu = w1.mean(dim=1)
-            alpha = (w1 - mu.unsqueeze(1)).abs().mean(dim=1)
-            return lambda i, col: mu + alpha * obs.sign(col - mu)
-        grid = obs.row_grid(w1, b)
-        return lambda i, col: grid(col)
-
-    return obs.quantize(w, h, block, block_size=group, dampening=dampening), alloc
+    q, alloc = slimllm_obs.quantize(w, h, bits, group, dampening, one_bit_grid)
+    return _result(w, q, alloc, group)
 
 
 def quantize(ctx: BuildContext[SliMLLMParams]) -> dict[str, Any]:
@@ -341,13 +334,26 @@ def quantize(ctx: BuildContext[SliMLLMParams]) -> dict[str, Any]:
     p = ctx.params
     bits, group = int(ctx.recipe.weights.bits), int(ctx.recipe.weights.group_size)
     weights: dict[str, Any] = {"bits": bits, "group_size": group, "variant": p.variant}
-    if p.variant == "authors":
-        weights.update({"allocation": "salience pairs, k by output KL (second order, from H)",
-                        "calibration": "SQC", "lambda_salience": p.lambda_salience})  # fmt: skip
-    else:
+    if p.variant == "zoo-obs":
         weights.update({"allocation": "salience pairs", "one_bit_grid": p.one_bit_grid})
 
-    def one(w: Any, h: Any) -> Any:
-        return quantize_weight(w, h, bits, group, p.dampening_frac, p.one_bit_grid, p.variant, p.lambda_salience)
+        def one(w: Any, h: Any) -> Any:
+            return quantize_weight(w, h, bits, group, p.dampening_frac, p.one_bit_grid, "zoo-obs")
 
-    return native.run(ctx, one, {"weights": weights})
+        return native.run(ctx, one, {"weights": weights})
+    how = "output KL on the calibration windows" if p.score == "kl" else "second-order output error from H"
+    weights.update({"allocation": f"salience pairs, k by {how}", "hessian": "per sequence, + 0.01 I",
+                    "calibration": "SQC", "lambda_salience": p.lambda_salience})  # fmt: skip
+
+    return native.run_steps(ctx, step(bits, group, p), {"weights": weights})
+
+
+def step(bits: int, group: int, p: SliMLLMParams) -> Any:
+    """The authors' variant as ``native.run_steps`` calls it per Linear: their per-sequence H, then the KL
+    search on the windows it observes (none when one candidate is all there is, or with the second-order score)."""
+
+    def one(module: Any, hessian: Any) -> Any:
+        plan = Plan(module.weight.data, hessian.per_sequence(), bits, group, p.dampening_frac, p.lambda_salience, p.score)
+        return (plan.observe if plan.observes else None), plan.finish
+
+    return one

@@ -55,6 +55,9 @@ def read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        if mark is not None and _tab_at(path, mark.line, mark.column):
+            problems.append(Problem(str(path), "", f"invalid YAML{line}: a tab; YAML indents with spaces", TAB_FIX))
+            return None
         what = getattr(e, "problem", None) or str(e).splitlines()[0]
         problems.append(Problem(str(path), "", f"invalid YAML{line}: {what}", "correct the YAML syntax"))
         return None
@@ -64,6 +67,21 @@ def read_yaml(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
         problems.append(Problem(str(path), "", f"expected a mapping at top level, got {type(data).__name__}"))
         return None
     return data
+
+
+TAB_FIX = "replace tabs with spaces"
+
+
+def _tab_at(path: Path, line: int, column: int) -> bool:
+    """Whether a tab caused the YAML error at (line, column): PyYAML says "found character '\\t' that cannot
+    start any token" (libyaml not even that) where the cause is a tab in the indentation."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    text = lines[line] if 0 <= line < len(lines) else ""
+    indent = text[: len(text) - len(text.lstrip(" \t"))]
+    return "\t" in indent or text[column : column + 1] == "\t"
 
 
 def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -103,15 +121,36 @@ def resolve_file(path: Path, problems: list[Problem], _stack: tuple[Path, ...] =
     for ref in refs:
         target = _target(path, ref)
         if not target.exists():
-            root = path.parent.parent if path.parent.name.startswith("_") else path.parent
-            near = [os.path.relpath(p, path.parent).removesuffix(".yaml") for p in root.rglob("*.yaml")]
-            problems.append(Problem(str(path), "extends", f"{ref!r} not found (looked for {target}){did_you_mean(ref, near)}"))
+            problems.append(_missing_parent(path, ref, target, _stack))
             return None
         parent = resolve_file(target, problems, (*_stack, path))
         if parent is None:
             return None
         merged = merge(merged, parent)
     return merge(merged, data)
+
+
+def _missing_parent(path: Path, ref: str, target: Path, stack: tuple[Path, ...]) -> Problem:
+    """What is wrong when an ``extends`` target is missing: where zoo ships that parent, else the nearest file
+    that could be meant (never the file itself or one extending it), else why there is none."""
+    missing = f"{ref!r} not found (looked for {target})"
+    shipped = Path(__file__).resolve().parents[1] / "recipes" / os.path.relpath(target, path.parent)
+    if shipped.is_file() and shipped.resolve() != target:  # a recipe copied out of the catalog, without its parents
+        if not target.parent.is_dir():
+            why = f"{os.path.relpath(target.parent, path.parent)}/ is not beside {path.name}"
+            fix = f"copy the shipped parents beside it (cp -r {shipped.parent} {target.parent}), or use the full catalog"
+        else:
+            why = f"{target.parent.name}/ lacks it"
+            fix = f"copy the shipped one: cp {shipped} {target}"
+        return Problem(str(path), "extends", f"{missing}: {why}", fix)
+    root = path.parent.parent if path.parent.name.startswith("_") else path.parent
+    skip = {path, *stack}
+    near = [os.path.relpath(p, path.parent).removesuffix(".yaml") for p in root.rglob("*.yaml") if p.resolve() not in skip]
+    hint = did_you_mean(ref, near)
+    if hint:
+        return Problem(str(path), "extends", f"{missing}{hint}")
+    return Problem(str(path), "extends", f"{missing}: no parent file here to extend",
+                   "write the parent file, or remove the extends line and give every field in this file")  # fmt: skip
 
 
 def inherited_files(path: Path) -> set[Path]:
