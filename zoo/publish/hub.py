@@ -236,10 +236,11 @@ def _root(e: BaseException) -> BaseException:
 
 
 def _chain(e: BaseException) -> list[BaseException]:
-    out, cause = [], e
+    out: list[BaseException] = []
+    cause: BaseException | None = e
     while cause is not None and len(out) < 20:
         out.append(cause)
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+        cause = cause.__cause__ or cause.__context__
     return out
 
 
