@@ -34,6 +34,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory) -> None:
     mp = pytest.MonkeyPatch()
     mp.setenv("ZOO_CACHE", str(tmp_path_factory.mktemp("zoo-cache")))
     mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
+    mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))  # zoo pull's record of verified releases
 
 
 @pytest.fixture

@@ -99,6 +99,7 @@ def test_pull_refuses_a_tampered_release(hub: HubServer, ready: Path, signed: tu
             f["sha256"] = sha
     data["build.json"] = json.dumps(build, indent=2).encode()
     manifest = json.loads(data["zoo-release.json"])
+    manifest["repo_id"] = repo  # a consistent forgery: the manifest names the repo it is served from
     for f in manifest["files"]:
         f["sha256"] = hashlib.sha256(data[f["path"]]).hexdigest()
         f["size"] = len(data[f["path"]])

@@ -3,10 +3,12 @@
 Everything from the remote is untrusted until checked. The revision resolves to one commit (the
 newest release tag on main by default) and every request after that names the commit, so a moving
 branch or tag cannot mix two releases. Every path in the tree listing and in ``zoo-release.json`` is
-checked before use; only the files the manifest lists are downloaded (one ``hf_hub_download`` each,
-never a pattern), into ``<target>/.zoo/staging``, each checked against the manifest's size and
-sha256 before anything is moved into place. Any verification failure keeps nothing; a network
-failure keeps the partial download, so a re-run resumes.
+checked before use; only the files the manifest lists are downloaded (one request each, never a
+pattern, stopped at the manifest's size: ``fetch.py``), into ``<target>/.zoo/staging``, each checked
+against the manifest's size and sha256 before anything is moved into place. The manifest must be
+the release that was asked for (its recipe and repo, ``Identity``), and, signed, not older than one
+verified before (``fresh.py``). Any verification failure keeps nothing; a network failure keeps the
+partial download, so a re-run resumes. Every remote string pull logs goes through ``untrusted.plain``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import HubError, TokenError, UnknownNameError, VerifyError
-from zoo.publish import hub
-from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, check_build_json, parse
-from zoo.publish.target import Target, check_destinations, discard, inspect, move_in, open_staging
+from zoo.errors import HubError, TokenError, UnknownNameError, VerifyError, ZooError
+from zoo.publish import fresh, hub
+from zoo.publish.fetch import download
+from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, Identity, Manifest, check_build_json, parse
+from zoo.publish.sign import GITHUB_ISSUER
+from zoo.publish.target import Target, check_destinations, discard, hold, move_in, open_staging
+from zoo.untrusted import plain
 from zoo.workdir import check_disk, disk_full, is_disk_full, sha256_file
 
 log = logging.getLogger(__name__)
@@ -39,20 +44,22 @@ class PullResult:
     reused: int = 0  # files already in place from an earlier pull, re-verified, not downloaded
     provenance: dict[str, str] = field(default_factory=dict)  # what the weights' headers say (zoo.* keys)
     signed_by: str | None = None  # who signed the manifest, when --verify-with proved it
+    release: Identity | None = None  # which release the manifest says it is (format 2); signed with it
 
 
-def repo_id_for(name: str, recipes: Path | None) -> str:
-    """A repo id as given (owner/name, checked), or the one a catalog recipe publishes to."""
+def asked_for(name: str, recipes: Path | None) -> tuple[str, str | None]:
+    """(repo id, recipe name): a repo id as given (owner/name, checked), or a catalog recipe's and its repo."""
     if "/" in name:
-        return hub.check_repo_id(name)
+        return hub.check_repo_id(name), None
     from zoo.catalog import load, recipe_paths
 
     if recipes is None:
         raise UnknownNameError("recipe", name, [])
     try:
-        return hub.check_repo_id(load(name, recipes).repo_id)
+        recipe = load(name, recipes)
     except UnknownNameError as e:
         raise UnknownNameError("recipe or repo id", name, [p.stem for p in recipe_paths(recipes)]) from e
+    return hub.check_repo_id(recipe.repo_id), recipe.name
 
 
 def resolve(api: Any, repo_id: str, revision: str | None) -> tuple[str, str]:
@@ -97,26 +104,35 @@ def pull(
     force: bool = False,
     verify_with: str | None = None,
     oidc_issuer: str | None = None,
+    allow_older: bool = False,
 ) -> PullResult:
     """Download a release into a folder of its own and prove every file against its manifest; with
     ``verify_with``, first prove the manifest against its signature (who published it)."""
-    import httpx
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
-    repo_id = repo_id_for(name, recipes)
+    repo_id, recipe = asked_for(name, recipes)
     if verify_with is not None:
         from zoo.publish.sign import check_verify_with
 
         check_verify_with(verify_with)
-    target = inspect(Path(local_dir or repo_id.split("/")[-1]), repo_id, force)
     hub.prepare()
+    with hold(Path(local_dir or repo_id.split("/")[-1]), repo_id, force) as target:
+        return _pull(target, recipe, revision, verify_with, oidc_issuer, allow_older)
+
+
+def _pull(
+    target: Target, recipe: str | None, revision: str | None, verify_with: str | None, oidc_issuer: str | None, allow_older: bool
+) -> PullResult:
+    """``pull`` inside the locked target: whatever fails, nothing unverified is kept."""
+    import httpx
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    repo_id = target.repo_id
     api = HfApi()
     keep_partial = False
     try:
         label, commit = resolve(api, repo_id, revision)
         tree = _tree(api, repo_id, commit)
-        source = f"{repo_id}@{label}"
+        source = f"{repo_id}@{plain(label)}"
         if MANIFEST not in tree:
             raise VerifyError(
                 f"{source} has no {MANIFEST}, so nothing in it can be verified; nothing was written; "
@@ -125,10 +141,15 @@ def pull(
         check_small(tree, MANIFEST, source)
         staged = open_staging(target, commit)
         keep_partial = True
-        manifest = Path(_download(api, repo_id, MANIFEST, commit, staged))
+        manifest_file = hub.call(download, repo_id, MANIFEST, commit, staged, tree[MANIFEST], api.token, source)
         keep_partial = False
-        entries = parse(manifest.read_bytes(), source)
-        signed_by = _check_signature(api, repo_id, commit, tree, staged, manifest, source, verify_with, oidc_issuer)
+        manifest = parse(manifest_file.read_bytes(), source)
+        signed_by = _check_signature(api, repo_id, commit, tree, staged, manifest_file, source, verify_with, oidc_issuer)
+        check_identity(manifest, repo_id, recipe, signed_by is not None, source)
+        signer = fresh.signer_of(verify_with if signed_by else None, oidc_issuer or GITHUB_ISSUER)
+        if manifest.identity is not None:
+            fresh.check(hub.endpoint(), repo_id, signer, manifest.identity, commit, source, revision, allow_older)
+        entries = manifest.entries
         for e in entries:
             if e.path not in tree:
                 raise VerifyError(f"{source}: {MANIFEST} lists {e.path!r} but the repo has no such file; nothing was kept")
@@ -139,10 +160,12 @@ def pull(
         check_destinations(target, entries, source)
         check_disk(staged, sum(e.size for e in entries if e.path not in target.ours) * 1.05, f"{source}'s files", "--local-dir")
         keep_partial = True
-        fresh = _fetch(api, repo_id, commit, target, staged, entries, source)
+        fresh_files = _fetch(api, repo_id, commit, target, staged, entries, source)
         keep_partial = False
-        check_build_json((staged if "build.json" in fresh else target.root).joinpath("build.json").read_bytes(), entries, source)
-        move_in(target, staged, entries, fresh, {"repo_id": repo_id, "revision": label, "commit": commit})
+        have = {e.path: (staged if e.path in fresh_files else target.root) / e.path for e in entries}
+        evaluation = have["eval.json"].read_bytes() if "eval.json" in have else None
+        check_build_json(have["build.json"].read_bytes(), manifest, source, evaluation)
+        move_in(target, staged, entries, fresh_files, {"repo_id": repo_id, "revision": label, "commit": commit})
     except VerifyError:
         discard(target, keep_partial=False)  # nothing unverified stays behind
         raise
@@ -163,18 +186,50 @@ def pull(
         discard(target, keep_partial and hub.status_of(e) is None)
         if is_disk_full(e):
             raise disk_full(target.root, f"{repo_id}'s files", "--local-dir") from None
-        raise hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False) from None
+        raise _inert(hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False)) from None
     except BaseException:
         discard(target, keep_partial)
         raise
     total = sum(e.size for e in entries)
     log.info("%s: %d files (%.1f MB) verified against %s in %s", source, len(entries), total / 1e6, MANIFEST, target.root)
+    if manifest.identity is not None:
+        tag = label if _RELEASE_TAG.fullmatch(label) else commit
+        fresh.record(hub.endpoint(), repo_id, signer, manifest.identity, commit, tag)
     from zoo.build.provenance import PREFIX, read_metadata
 
     weights = sorted(e.path for e in entries if e.path.endswith(".safetensors"))
     meta = read_metadata(target.root / weights[0]) if weights else {}
     provenance = {k.removeprefix(PREFIX): v for k, v in meta.items() if k.startswith(PREFIX)}
-    return PullResult(repo_id, label, commit, target.root, len(entries), total, len(entries) - len(fresh), provenance, signed_by)
+    reused = len(entries) - len(fresh_files)
+    return PullResult(repo_id, label, commit, target.root, len(entries), total, reused, provenance, signed_by, manifest.identity)
+
+
+def _inert(e: Exception) -> Exception:
+    """A translated Hub error whose text may quote the server (its error message): one printable line."""
+    return type(e)(plain(str(e), 1000)) if isinstance(e, ZooError) else e
+
+
+def check_identity(manifest: Manifest, repo_id: str, recipe: str | None, signed: bool, source: str) -> None:
+    """The manifest must be the release asked for: a signature over another variant's or another repo's
+    release proves nothing about this one."""
+    who = manifest.identity
+    asked = f"recipe {recipe} ({repo_id})" if recipe else repo_id
+    if who is not None and who.repo_id.lower() != repo_id.lower():
+        found = f"{plain(who.repo_id)} (recipe {plain(who.name)})"
+    elif recipe is not None and (who.name if who is not None else manifest.name) not in (None, recipe):
+        found = f"recipe {plain(who.name if who is not None else manifest.name)}"
+    elif who is None and signed:
+        raise VerifyError(
+            f"{source}: {MANIFEST} (format {manifest.format}) does not name the recipe and repo it was released for, "
+            f"so its signature cannot prove it is {asked}'s release; nothing was written; "
+            "fix: ask the publisher to push it again with a current zoo, or pull without --verify-with"
+        )
+    else:
+        return
+    raise VerifyError(
+        f"{source}: {MANIFEST} is the release of {found}, not of {asked}; nothing was written; "
+        "fix: pull the repo that release was made for, and report the mix-up to the publisher of this one"
+    )
 
 
 def _check_signature(
@@ -189,7 +244,7 @@ def _check_signature(
     oidc_issuer: str | None,
 ) -> str | None:
     """Who signed the manifest (None when not asked); VerifyError before any other file is fetched."""
-    from zoo.publish.sign import GITHUB_ISSUER, SIGNATURE, verify
+    from zoo.publish.sign import SIGNATURE, verify
 
     if verify_with is None:
         if SIGNATURE in tree:
@@ -201,12 +256,12 @@ def _check_signature(
             "fix: ask the publisher to push with --sign-key, or pull without --verify-with"
         )
     check_small(tree, SIGNATURE, source)
-    sig = Path(_download(api, repo_id, SIGNATURE, commit, staged))
+    sig = hub.call(download, repo_id, SIGNATURE, commit, staged, tree[SIGNATURE], api.token, source)
     try:
         return verify(manifest, sig, verify_with, oidc_issuer or GITHUB_ISSUER)
     except VerifyError as e:
         raise VerifyError(
-            f"{source}: {e}; nothing was written; fix: check --verify-with names the publisher's key, "
+            f"{source}: {plain(str(e), 400)}; nothing was written; fix: check --verify-with names the publisher's key, "
             "and report it to the publisher if it does"
         ) from None
 
@@ -215,14 +270,6 @@ def check_small(tree: dict[str, int], path: str, source: str) -> None:
     """zoo's own small files (manifest, signature) are read whole: refuse one larger than zoo writes."""
     if tree[path] > MAX_BYTES:
         raise VerifyError(f"{source}: {path} is {tree[path]} bytes, too large to be one; nothing was written")
-
-
-def _download(api: Any, repo_id: str, path: str, commit: str, staged: Path) -> str:
-    from huggingface_hub import hf_hub_download
-
-    return hub.call(
-        hf_hub_download, repo_id, path, revision=commit, local_dir=staged, etag_timeout=hub.timeout_s(), token=api.token
-    )
 
 
 def _fetch(api: Any, repo_id: str, commit: str, target: Target, staged: Path, entries: list[Entry], source: str) -> set[str]:
@@ -234,7 +281,7 @@ def _fetch(api: Any, repo_id: str, commit: str, target: Target, staged: Path, en
             continue  # from an earlier pull, unchanged and re-verified
         p = staged / e.path
         if p.is_symlink() or not (p.is_file() and p.stat().st_size == e.size and sha256_file(p) == e.sha256):
-            p = Path(_download(api, repo_id, e.path, commit, staged))
+            p = hub.call(download, repo_id, e.path, commit, staged, e.size, api.token, source)
         if p.stat().st_size != e.size:
             problems.append(f"corrupt: {e.path} is {p.stat().st_size} bytes, {MANIFEST} says {e.size}")
         elif sha256_file(p) != e.sha256:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from zoo.errors import HubError, NotReadyError, UsageError, VerifyError
 from zoo.publish import hub
 from zoo.publish.commit import KEEP_REMOTE, RETRY, PushResult, git_blob_oid, token
-from zoo.publish.manifest import MANIFEST, Entry, dump, tag_for
+from zoo.publish.manifest import MANIFEST, Entry, Identity, dump, tag_for
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, CardRecord, EvalRecord, PushRecord
 from zoo.workdir import Layout, sha256_file
@@ -102,11 +102,13 @@ def push(
         from zoo.build.run import check_recipe
 
         check_recipe(recipe, build, layout.folder)  # a release names the recipe: it must be the one built
-        EvalRecord.checked(layout)
+        evaluation = EvalRecord.checked(layout)
         check_card(layout)
         files = publish_files(layout, build)
         entries = release_entries(layout, build, files)
-        manifest = dump(recipe.name, entries)
+        # which release this is, inside the signed bytes: pull refuses it as another variant's or repo's
+        built, evaluated = build.created, evaluation.created if evaluation else None
+        manifest = dump(Identity(recipe.name, repo_id, build.recipe_sha256, built, evaluated), entries)
         from zoo.publish.commit import publish, remote_file
 
         extras = {MANIFEST: manifest}

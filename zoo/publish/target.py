@@ -6,23 +6,34 @@ zoo's: a later pull of the same repo may replace or remove them. Anything else i
 someone else's (a checkout, a ``.git``, a hand-edited config): the pull is refused unless ``--force``,
 and even then only the files the new release lists are overwritten; nothing else is ever removed.
 Downloads go to ``<target>/.zoo/staging`` first, so the release is verified before it is moved in.
+
+One pull at a time per folder: ``hold`` takes an ``flock`` on ``<target>/.zoo/lock`` (opened without
+following links) before the folder is even read, so a second pull into it is a ``BusyError`` (exit 12)
+instead of two writers moving files under each other. A missing ``--local-dir`` is created with its
+missing parents, as ``mkdir -p`` would; whatever a failed pull created is removed again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UsageError, VerifyError
+from zoo.errors import BusyError, UsageError, VerifyError
 from zoo.publish.manifest import Entry
-from zoo.workdir import read_json, write_json
+from zoo.workdir import disk_full, is_disk_full, read_json, write_json
 
 STATE = ".zoo"
 RECORD = "pull.json"
+LOCK = "lock"
 
 
 @dataclass
@@ -42,13 +53,91 @@ class Target:
         return self.state / "staging"
 
 
-def inspect(root: Path, repo_id: str, force: bool) -> Target:
-    """What ``root`` holds, refusing (before any download) a folder with files zoo did not pull."""
+@contextlib.contextmanager
+def hold(root: Path, repo_id: str, force: bool) -> Iterator[Target]:
+    """``root`` created if missing, locked against a second pull, and inspected; on leaving, the lock
+    is dropped and every folder this pull created that is still empty is removed again."""
     t = Target(root, repo_id)
     if root.is_symlink() or (root.exists() and not root.is_dir()):
         raise UsageError(f"{root} is not a plain folder; fix: pass --local-dir with a new or earlier-pulled folder")
-    if not root.exists():
-        return t
+    _check_state(t.state)
+    fd = None
+    try:
+        for d in [*reversed(root.absolute().parents), root, t.state]:
+            if not d.is_dir():  # mkdir -p; a link or file in the way fails as "not a folder"
+                _mkdir(d, t)
+        fd = _lock(t)
+        inspect(t, force)
+        yield t
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(t.state / LOCK)  # while still locked: a pull waiting on it re-checks the path
+            os.close(fd)
+        for d in [t.state, *reversed(t.created)]:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only when empty
+
+
+def _mkdir(d: Path, t: Target) -> None:
+    try:
+        d.mkdir()
+    except FileExistsError:
+        raise UsageError(f"{d} is not a folder; fix: pass --local-dir with a folder path") from None
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full(d.parent, f"{t.repo_id}'s files", "--local-dir") from None
+        raise UsageError(
+            f"cannot create {d} ({e.strerror or type(e).__name__}); fix: pass --local-dir with a folder you can write"
+        ) from None
+    t.created.append(d)
+
+
+def _lock(t: Target) -> int:
+    """An fd of ``.zoo/lock`` holding its flock, the path still naming it; ``BusyError`` if another pull has it."""
+    while True:
+        try:
+            folder = os.open(t.state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=folder)
+            finally:
+                os.close(folder)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+                raise
+            raise UsageError(
+                f"{t.state / LOCK} is not zoo's pull state (a link or not a plain file/folder); nothing was written; "
+                "fix: pull into a new folder with --local-dir"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except ValueError:
+                info = {}
+            os.close(fd)
+            who = f"pid {info.get('pid', '?')} since {info.get('since', '?')}" if isinstance(info, dict) else "?"
+            raise BusyError(
+                f"{t.root} is being written by another `zoo pull` ({who}); nothing was written; "
+                "fix: wait for it to finish, then re-run (or pull into another folder with --local-dir)"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(t.state / LOCK, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)  # its holder removed it as we locked: lock the new file
+            continue
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": since}).encode(), 0)
+        return fd
+
+
+def inspect(t: Target, force: bool) -> None:
+    """What ``t.root`` holds, refusing (before any download) a folder with files zoo did not pull."""
+    root, repo_id = t.root, t.repo_id
     state = t.state
     _check_state(state)
     record = read_json(state / RECORD) or {}
@@ -73,7 +162,6 @@ def inspect(root: Path, repo_id: str, force: bool) -> Target:
                         "nothing was written; fix: pull into a new folder with --local-dir, or pass --force to "
                         "overwrite only the files the release lists"
                     )
-    return t
 
 
 def _check_state(state: Path) -> None:
@@ -118,10 +206,8 @@ def check_destinations(t: Target, entries: list[Entry], source: str) -> None:
 
 def open_staging(t: Target, commit: str) -> Path:
     """``.zoo/staging/<commit>``, creating what is missing; other commits' partial downloads are dropped."""
-    for d in (t.root, t.state, t.staging):
-        if not d.exists():
-            d.mkdir(parents=False)
-            t.created.append(d)
+    if not t.staging.exists():
+        t.staging.mkdir()
     for old in t.staging.iterdir():
         if old.name != commit:
             shutil.rmtree(old, ignore_errors=True)
@@ -131,15 +217,10 @@ def open_staging(t: Target, commit: str) -> Path:
 
 
 def discard(t: Target, keep_partial: bool) -> None:
-    """After a failure: drop the staging folder (unless a re-run should resume it) and empty folders we made."""
+    """After a failure: drop the staging folder unless a re-run should resume it (``hold`` then removes
+    the folders this pull made, when empty)."""
     if not keep_partial:
         shutil.rmtree(t.staging, ignore_errors=True)
-    for d in reversed(t.created):
-        with contextlib.suppress(OSError):
-            d.rmdir()  # only when empty
-    if not keep_partial:
-        with contextlib.suppress(OSError):
-            t.state.rmdir()
 
 
 def move_in(t: Target, staged: Path, entries: list[Entry], fresh: set[str], record: dict[str, Any]) -> None:
