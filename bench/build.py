@@ -1,6 +1,7 @@
 """Build speed and memory: `zoo build` against plain llm-compressor `oneshot`, and RSS vs depth.
 
-Run: python bench/build.py [--layers 8] [--hidden 512]. Not a test: it prints figures.
+Run: python bench/build.py [--layers 8] [--hidden 512] [--write-docs]. Not a test: it prints figures;
+--write-docs also writes its tables into docs/performance.md (bench/report.py).
 
 1. One GPTQ W4 g128 recipe on a random-weight LLaMA-3-shaped model (8 layers, hidden 512 by default)
    built with `zoo build` and with a plain `oneshot` script, same calibration windows, each in its
@@ -110,6 +111,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description="zoo build vs llm-compressor oneshot; RSS vs depth")
     p.add_argument("--layers", type=int, default=8)
     p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--write-docs", action="store_true", help="write the tables into docs/performance.md")
     args = p.parse_args()
     import torch
     from transformers import AutoTokenizer
@@ -136,6 +138,7 @@ def main() -> None:
         print(f"{'ratio zoo/oneshot':24}{zw / ow:8.2f}{zr / orss:13.2f}")
         print()
         print(f"{'layers':>6}{'bf16 MB':>9}{'RSS in memory MB':>18}{'RSS --host-memory MB':>22}")
+        depth = []
         for layers in (2, 16):
             m = tmp / f"llama-{layers}x{args.hidden}"
             make_model(m, layers, args.hidden)
@@ -143,7 +146,22 @@ def main() -> None:
             _, mem = zoo_build(tmp, m, f"mem-{layers}")
             _, off = zoo_build(tmp, m, f"off-{layers}", host_gb=0.02)
             print(f"{layers:6d}{mb:9.0f}{mem / 1e6:18.0f}{off / 1e6:22.0f}")
+            depth.append([layers, f"{mb:.0f}", f"{mem / 1e6:.0f}", f"{off / 1e6:.0f}"])
         print(json.dumps({"zoo_s": zw, "oneshot_s": ow, "zoo_rss": zr, "oneshot_rss": orss}))
+        if args.write_docs:
+            import report
+
+            versus = [
+                ["`zoo build`", f"{zw:.1f}", f"{zr / 1e6:.0f}"],
+                ["plain llm-compressor `oneshot` script", f"{ow:.1f}", f"{orss / 1e6:.0f}"],
+                ["ratio", f"{zw / ow:.2f}", f"{zr / orss:.2f}"],
+            ]
+            note = f"Model: {shape}; GPTQ W4 g128, {SAMPLES} x {SEQLEN} calibration tokens; each build in its own process."
+            header = ["layers", "bf16 MB", "RSS in memory MB", "RSS with --host-memory 0.02 MB"]
+            report.publish("build", "docs/performance.md", {
+                "build": {"header": ["", "wall s", "peak RSS MB"], "rows": versus, "notes": [note]},
+                "build-depth": {"header": header, "rows": depth},
+            })  # fmt: skip
 
 
 if __name__ == "__main__":

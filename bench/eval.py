@@ -1,7 +1,8 @@
 """Perplexity throughput: zoo's batched windows against lm-eval's rolling loglikelihood, same model and text.
 
-Run: python bench/eval.py [--layers 8] [--hidden 512] [--seqlen 256] [--windows 64]. Not a test: it
-prints figures. `--only zoo|lm-eval --batch-size N` runs one side alone (to time it as a whole process).
+Run: python bench/eval.py [--layers 8] [--hidden 512] [--seqlen 256] [--windows 64] [--write-docs]. Not a
+test: it prints figures; --write-docs also writes its table into docs/performance.md (bench/report.py).
+`--only zoo|lm-eval --batch-size N` runs one side alone (to time it as a whole process).
 
 Both sides score the same token ids (the held-out pydoc text, tokenized once) with the same random-weight
 LLaMA-3-shaped model in fp32 on the CPU, `torch.inference_mode`. The protocols differ as the study's and
@@ -68,6 +69,7 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=64, help="windows of held-out text to score")
     p.add_argument("--only", choices=("zoo", "lm-eval"))
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--write-docs", action="store_true", help="write the table into docs/performance.md")
     args = p.parse_args()
     import torch
     from transformers import AutoTokenizer
@@ -98,6 +100,18 @@ def main() -> None:
         best_lm = max(n / cpu for (side, _), (_, n, cpu) in rows.items() if side == "lm-eval")
         best_zoo = max(n / cpu for (side, _), (_, n, cpu) in rows.items() if side == "zoo")
         print(f"zoo best / lm-eval best (tokens per CPU-second): {best_zoo / best_lm:.2f}")
+        if args.write_docs:
+            import report
+
+            table = [[bs, f"{rows[('zoo', bs)][1] / rows[('zoo', bs)][2]:.0f}",
+                      f"{rows[('lm-eval', bs)][1] / rows[('lm-eval', bs)][2]:.0f}"] for bs in (1, 8, 16)]  # fmt: skip
+            notes = [
+                f"Model: {args.layers} layers, hidden {args.hidden}, fp32, CPU; {len(ids)} tokens, windows of {args.seqlen}.",
+                f"zoo's best is {best_zoo / best_lm:.2f}x lm-eval's best (tokens per CPU-second); token perplexity "
+                f"{rows[('zoo', 1)][0]:.0f} (zoo) and {rows[('lm-eval', 1)][0]:.0f} (lm-eval), the protocols differing.",
+            ]
+            header = ["batch", "zoo tokens per CPU-s", "lm-eval tokens per CPU-s"]
+            report.publish("eval", "docs/performance.md", {"eval": {"header": header, "rows": table, "notes": notes}})
 
 
 if __name__ == "__main__":

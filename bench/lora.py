@@ -1,6 +1,7 @@
 """QLoRA pieces against bitsandbytes, measured in one run on this machine.
 
-Run: python bench/lora.py. Not a test: it prints a Markdown table (the one in the README).
+Run: python bench/lora.py [--write-docs]. Not a test: it prints a Markdown table; --write-docs also writes
+it into docs/methods.md (bench/report.py).
 1. NF4 quantization of one LLaMA-3-8B-shaped weight (4096 x 14336, double quantization): zoo's torch
    quantizer (``zoo/lora/nf4.py``, used by IR-QLoRA's search and where bitsandbytes is missing)
    against ``bitsandbytes.functional.quantize_4bit``.
@@ -48,6 +49,11 @@ def train_step_seconds(backend: str) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--write-docs", action="store_true", help="write the table into docs/methods.md")
+    args = p.parse_args()
     import bitsandbytes.functional as F
     import torch
 
@@ -58,12 +64,21 @@ def main() -> None:
     theirs = timed(lambda: F.quantize_4bit(w, blocksize=64, quant_type="nf4", compress_statistics=True))
     part = w[:512]
     search = timed(lambda: icq.search_tau(part, 64, 0.1, 100), repeat=1) * (w.shape[0] / part.shape[0])
-    print("| measurement (CPU, this machine) | zoo | bitsandbytes |")
+    header = ["measurement (CPU)", "zoo", "bitsandbytes"]
+    rows = [
+        ["NF4 quantize 4096 x 14336, double quant", f"{ours:.2f} s", f"{theirs:.2f} s"],
+        ["IR-QLoRA tau search, same weight (201 candidates)", f"{search:.1f} s", "-"],
+        ["LoRA train step, tiny base, batch 4 x 128", f"{train_step_seconds('torch') * 1e3:.0f} ms (torch NF4)",
+         f"{train_step_seconds('bitsandbytes') * 1e3:.0f} ms (Linear4bit)"],
+    ]  # fmt: skip
+    print("| " + " | ".join(header) + " |")
     print("|---|---|---|")
-    print(f"| NF4 quantize 4096 x 14336, double quant | {ours:.2f} s | {theirs:.2f} s |")
-    print(f"| IR-QLoRA tau search, same weight (201 candidates) | {search:.1f} s | - |")
-    print(f"| LoRA train step, tiny base, batch 4 x 128 | {train_step_seconds('torch') * 1e3:.0f} ms (torch NF4) "
-          f"| {train_step_seconds('bitsandbytes') * 1e3:.0f} ms (Linear4bit) |")  # fmt: skip
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if args.write_docs:
+        import report
+
+        report.publish("lora", "docs/methods.md", {"lora": {"header": header, "rows": rows}})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Host memory of `zoo build --host-memory X` against model size: does RSS stay O(one decoder layer)?
 
-Run: python bench/memory.py [--sizes 0.5 2 4] [--methods rtn gptq] [--host-memory 0.5]. Not a test: it
-prints figures (and one JSON line).
+Run: python bench/memory.py [--sizes 0.5 2 4] [--methods rtn gptq] [--host-memory 0.5] [--write-docs]. Not
+a test: it prints figures (and one JSON line); --write-docs also writes one table per method into
+docs/performance.md (bench/report.py).
 
 For each size, a random-weight LLaMA-3-shaped model (hidden 2048, intermediate 8192, 16 heads / 4 KV
 heads as LLaMA-3's GQA ratio, 122 MB of bf16 per decoder layer; the depth sets the size) is written
@@ -145,6 +146,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["rtn", "gptq"])
     p.add_argument("--host-memory", type=float, default=0.5, help="GB, passed to zoo build --host-memory")
     p.add_argument("--dir", type=Path, help="scratch folder (default: a temporary one; needs ~3x the largest size)")
+    p.add_argument("--write-docs", action="store_true", help="write the tables into docs/performance.md")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as t:
         tmp = Path(t)
@@ -166,15 +168,33 @@ def main() -> None:
             shutil.rmtree(model)
             shutil.rmtree(tmp / "work", ignore_errors=True)
         print(f"layer: {LAYER_BYTES / 1e6:.0f} MB bf16; --host-memory {args.host_memory} GB")
+        notes: dict[str, list[str]] = {m: [] for m in args.methods}
         for method in args.methods:
             for key, what in (("rss_mb", "peak RSS"), ("anon_mb", "peak anonymous RSS")):
                 pts = [(r["weights_mb"], r[key]) for r in rows if r["method"] == method and r["ok"]]
                 if len(pts) >= 2:
                     (x0, y0), (x1, y1) = pts[0], pts[-1]
                     slope = (y1 - y0) / (x1 - x0)
-                    print(f"{method}: {what} grows {slope:.3f} MB per MB of weights; projected for LLaMA3-70B "
-                          f"(141 GB bf16): {y1 + slope * (141e3 - x1):.0f} MB")  # fmt: skip
+                    line = (f"{method}: {what} grows {slope:.3f} MB per MB of weights; projected for LLaMA3-70B "
+                            f"(141 GB bf16): {y1 + slope * (141e3 - x1):.0f} MB")  # fmt: skip
+                    print(line)
+                    notes[method].append(line + ".")
         print(json.dumps(rows))
+        if args.write_docs:
+            import report
+
+            header = ["layers", "bf16 weights MB", "peak RSS MB", "peak anonymous RSS MB", "wall s"]
+            blocks = {
+                f"memory-{m}": {
+                    "header": header,
+                    "rows": [[r["layers"], f"{r['weights_mb']:.0f}", f"{r['rss_mb']:.0f}", f"{r['anon_mb']:.0f}",
+                              f"{r['wall_s']:.0f}" + ("" if r["ok"] else " (failed)")] for r in rows if r["method"] == m],
+                    "notes": [f"{m}, `--host-memory {args.host_memory}`; {LAYER_BYTES / 1e6:.0f} MB of bf16 per layer.",
+                              *notes[m]],
+                }
+                for m in args.methods
+            }  # fmt: skip
+            report.publish("memory", "docs/performance.md", blocks)
 
 
 if __name__ == "__main__":

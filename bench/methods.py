@@ -1,10 +1,12 @@
 """Perplexity of the tiny base after every buildable method, at the study's bit widths.
 
-Run: python bench/methods.py [--workdir DIR]. Not a test: it prints a Markdown table (the one in the
-README). Each tiny recipe is built with `zoo build` (skipped when already built in DIR) and measured
-with the study's perplexity protocol on the held-out pydoc text (256-token windows), next to the
-16-bit base. A method with named variants (``params.variant``: the authors' algorithm and zoo's own,
-``zoo/fidelity.py``) gets one row per variant, side by side, the default first.
+Run: python bench/methods.py [--workdir DIR] [--write-docs]. Not a test: it prints a Markdown table;
+--write-docs also writes it into docs/methods.md (bench/report.py: block ``methods-<base>``, or with
+--ranking ``methods-<base>-2bit`` and ``ranking-<base>``). Each tiny recipe is built with `zoo build`
+(skipped when already built in DIR) and measured with the study's perplexity protocol on the
+held-out pydoc text (256-token windows), next to the 16-bit base. A method with named variants
+(``params.variant``: the authors' algorithm and zoo's own, ``zoo/fidelity.py``) gets one row per
+variant, side by side, the default first.
 
 ``--base tiny-llama3-outliers`` builds the same recipes on the outlier proxy (``zoo/tiny/outliers.py``)
 and ``--ranking`` measures just the study's 2-bit cells (and BiLLM's 1.1 bits), then prints their
@@ -48,7 +50,8 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return agree / len(pairs)
 
 
-def ranking(measured: dict[str, float], recipes: Path) -> None:
+def ranking(measured: dict[str, float], recipes: Path) -> tuple[list[list[str]], str]:
+    """The two orders side by side (also printed) and the Kendall's tau line."""
     from zoo.catalog import load
 
     study = {n: load(n.replace("tiny-llama3", "llama3-8b", 1), recipes).study.wikitext2 for n in measured}
@@ -57,10 +60,14 @@ def ranking(measured: dict[str, float], recipes: Path) -> None:
     print("|---|---|---|")
     here = sorted(names, key=lambda n: measured[n])
     paper = sorted(names, key=lambda n: study[n] or 0.0)
+    rows = []
     for i, (h, p) in enumerate(zip(here, paper, strict=True), 1):
-        print(f"| {i} | {h.removeprefix('tiny-llama3-')} {measured[h]:.2f} | {p.removeprefix('tiny-llama3-')} {study[p]:g} |")
+        ours, theirs = f"{h.removeprefix('tiny-llama3-')} {measured[h]:.2f}", f"{p.removeprefix('tiny-llama3-')} {study[p]:g}"
+        rows.append([str(i), ours, theirs])
+        print(f"| {' | '.join(rows[-1])} |")
     tau = kendall_tau([measured[n] for n in names], [study[n] or 0.0 for n in names])
     print(f"\nKendall's tau over {len(names)} cells: {tau:.2f}")
+    return rows, f"Kendall's tau between the two orders over {len(names)} cells: {tau:.2f}."
 
 
 def ppl(folder: Path, ids: list[int]) -> float:
@@ -80,7 +87,10 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="measure just these recipes")
     p.add_argument("--base", default="tiny-llama3", help="built-in base to build on (tiny-llama3-outliers: the proxy)")
     p.add_argument("--ranking", action="store_true", help="just the 2-bit cells, ranked against the study's")
+    p.add_argument("--write-docs", action="store_true", help="write the tables into docs/methods.md (not with --only)")
     args = p.parse_args()
+    if args.write_docs and args.only:
+        p.error("--write-docs writes whole tables: run it without --only")
     from transformers import AutoTokenizer
 
     from zoo.build import build
@@ -96,9 +106,11 @@ def main() -> None:
     measured: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        print("| recipe | method | variant | weights | code bits | bits with metadata | pydoc ppl |")
+        header = ["recipe", "method", "variant", "weights", "code bits", "bits with metadata", "pydoc ppl"]
+        table = [[f"{args.base} (16-bit base)", "-", "-", "bf16", "16", "16", f"{ppl(base, ids):.2f}"]]
+        print(f"| {' | '.join(header)} |")
         print("|---|---|---|---|---|---|---|")
-        print(f"| {args.base} (16-bit base) | - | - | bf16 | 16 | 16 | {ppl(base, ids):.2f} |")
+        print(f"| {' | '.join(table[0])} |")
         runs = [(load(name, recipes), None) for name in args.only or (RANKED if args.ranking else NAMES)]
         runs = [(r, v) for r, _ in runs for v in (variants(r.method) or (None,))]
         for recipe, variant in runs:
@@ -106,6 +118,7 @@ def main() -> None:
             if args.base != "tiny-llama3":  # the same recipe on another built-in base, built apart
                 on = recipe.base.model_copy(update={"builtin": args.base})
                 recipe = recipe.model_copy(update={"name": name.replace("tiny-llama3", args.base, 1), "base": on})
+            shown = recipe.name  # a variant's row names its recipe; the variant column tells them apart
             if variant is not None and variant != variants(recipe.method)[0]:  # a named variant, built apart
                 params = recipe.params.model_copy(update={"variant": variant})
                 recipe = recipe.model_copy(update={"name": f"{recipe.name}-{variant}", "params": params})
@@ -121,10 +134,17 @@ def main() -> None:
             value = ppl(folder, ids)
             if variant is None or variant == variants(recipe.method)[0]:
                 measured[name] = value
-            row = f"| {recipe.name} | {recipe.method} | {variant or '-'} | {weights} | {code} | {total} | {value:.2f} |"
-            print(row, flush=True)
+            table.append([shown, recipe.method, variant or "-", weights, code, total, f"{value:.2f}"])
+            print(f"| {' | '.join(table[-1])} |", flush=True)
+        blocks = {f"methods-{args.base}{'-2bit' if args.ranking else ''}": {"header": header, "rows": table}}
         if args.ranking:
-            ranking({n: v for n, v in measured.items() if n in RANKED}, recipes)
+            order, tau = ranking({n: v for n, v in measured.items() if n in RANKED}, recipes)
+            blocks[f"ranking-{args.base}"] = {"header": ["rank", "here (pydoc ppl)", "study, LLaMA3-8B (WikiText2 ppl)"],
+                                              "rows": order, "notes": [tau]}  # fmt: skip
+        if args.write_docs:
+            import report
+
+            report.publish("methods", "docs/methods.md", blocks)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """How long `zoo rehearse` takes: per recipe and for a whole selection, in one process.
 
-Run: python bench/rehearse.py [--all] [--limit 2]. Not a test: it prints a table and totals.
+Run: python bench/rehearse.py [--all] [--limit 2] [--write-docs]. Not a test: it prints a table and
+totals; --write-docs also writes the totals into docs/rehearsal.md (bench/report.py).
 
 No Hub is reachable here, so the real bases are served by the project's Hub-protocol test server
 (tests/hub_server.py) from their published configs with no weights (LLaMA-3-8B, LLaMA-3-70B,
@@ -85,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="every non-tiny recipe, not one per method and family")
     parser.add_argument("--limit", type=int, default=2)
+    parser.add_argument("--write-docs", action="store_true", help="write the totals into docs/rehearsal.md")
     args = parser.parse_args()
     from tests.hub_data import add_datasets
     from tests.hub_server import HubServer
@@ -126,6 +128,20 @@ def main() -> None:
     print(f"\n{len(results)} recipes in {total:.0f} s ({sum(not r.ok for r in results)} failed); per recipe "
           f"min {times[0]:.1f} s, median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s")  # fmt: skip
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.write_docs:
+        import resource
+
+        import report
+
+        rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
+        selection = "every Hub-base recipe (--all)" if args.all else "one per method and family"
+        failed = [r.name for r in results if not r.ok]
+        row = [selection, str(len(results)), str(len(failed)), f"{total:.0f}", f"{times[0]:.1f}",
+               f"{times[len(times) // 2]:.1f}", f"{times[-1]:.1f}", f"{rss_gb:.1f}"]  # fmt: skip
+        header = ["selection", "recipes", "failed", "total s", "min s", "median s", "max s", "peak RSS GB"]
+        notes = [f"Failed: {', '.join(failed)}." if failed else "Every stage ok for every recipe."]
+        name = "rehearse-all" if args.all else "rehearse"
+        report.publish("rehearse", "docs/rehearsal.md", {name: {"header": header, "rows": [row], "notes": notes}})
     sys.exit(1 if any(not r.ok for r in results) else 0)
 
 
