@@ -279,13 +279,22 @@ def run_in(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproce
 
 @pytest.mark.parametrize("value", ["", ".", "./", "CWD"])
 def test_a_workdir_that_is_the_current_folder_is_refused(tmp_path: Path, value: str) -> None:
-    """`--workdir "$UNSET"` used to build into the current folder (it was read as ".")."""
+    """`--workdir "$UNSET"` used to build into the current folder (it was read as "."), among the user's files."""
     value = str(tmp_path) if value == "CWD" else value
+    (tmp_path / "notes.txt").write_text("the user's own\n")
     for args in (["card", TINY, "--workdir", value], ["build", TINY, "--device", "cpu", "--workdir", value]):
         res = run_in(tmp_path, *args)
         assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
         assert "fix: pass --workdir with a folder" in res.stderr
-        assert list(tmp_path.iterdir()) == []  # nothing created
+        assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]  # nothing created
+
+
+def test_the_current_folder_may_be_a_workdir_already(tmp_path: Path) -> None:
+    """`cd work && zoo card NAME --workdir .` is deliberate: the folder holds zoo's records and nothing else."""
+    (tmp_path / "tiny-llama3-rtn-3bit").mkdir()
+    (tmp_path / "tiny-llama3-rtn-3bit" / "build.json").write_text("{}")
+    res = run_in(tmp_path, "card", TINY, "--workdir", ".")
+    assert res.returncode == 8 and f"{TINY} is not built in ." in res.stderr, res.stderr  # past the workdir check
 
 
 @pytest.mark.parametrize("marker", [".git", "pyproject.toml"])
@@ -317,3 +326,9 @@ def test_an_empty_recipes_folder_option_is_refused(tmp_path: Path, where: str) -
     args = ["--recipes", "", "list"] if where == "before" else ["list", "--recipes", ""]
     res = subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 2 and res.stdout == "" and "--recipes '' is empty" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["collection"]])
+def test_a_group_alone_prints_its_help_not_errors(args: list[str]) -> None:
+    res = subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2 and res.stderr.startswith("Usage: zoo") and "error:" not in res.stderr, res.stderr

@@ -417,3 +417,52 @@ def test_metric_keys_without_a_group_make_eval_json_unreadable(
     one_error(code, err, 8)
     assert f"{NAME}'s eval.json in {layout.folder} is unreadable" in err and f"fix: zoo eval {NAME} --force" in err, err
     assert not layout.card.exists()
+
+
+# --- follow-ups: records past the limits, temporary files of other stages ---------------------------------
+
+
+def test_a_deeply_nested_record_is_unreadable_not_a_traceback(carded: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = Layout(carded, NAME)
+    saved = layout.eval_json.read_bytes()
+    try:
+        layout.eval_json.write_text('{"details": ' + "[" * 50_000 + "]" * 50_000 + "}")
+        code, err = run_main(["--recipes", str(RECIPES), "card", NAME, "--workdir", str(carded)], capsys)
+        one_error(code, err, 8)
+        assert "eval.json" in err and "unreadable" in err, err
+    finally:
+        layout.eval_json.write_bytes(saved)
+
+
+def test_a_build_json_with_oversized_gating_fields_is_unreadable(carded: Path) -> None:
+    from zoo.records import BuildRecord
+
+    layout = Layout(carded, NAME)
+    data = json.loads(layout.build_json.read_text())
+    assert BuildRecord.parse(data) is not None
+    assert BuildRecord.parse({**data, "base_gating": {"extra_gated_prompt": "x" * (70 << 10)}}) is None
+    deep: dict = {}
+    node = deep
+    for _ in range(10):
+        node["k"] = {}
+        node = node["k"]
+    assert BuildRecord.parse({**data, "base_gating": deep}) is None
+
+
+def test_eval_samples_and_lora_checkpoints_replace_a_planted_link(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from zoo.evaluation.harness import write_samples
+    from zoo.lora.train import CHECKPOINT, _save
+
+    victim = tmp_path / "precious.txt"
+    victim.write_bytes(b"keep me\n")
+    out = tmp_path / "eval-samples.jsonl.gz"
+    (tmp_path / f".{out.name}.partial").symlink_to(victim)
+    write_samples(out, {"arc_easy": [{"doc_id": 0}]})
+    assert victim.read_bytes() == b"keep me\n" and out.is_file()
+    folder = tmp_path / "lora"
+    folder.mkdir()
+    (folder / f".{CHECKPOINT.format(1)}.tmp").symlink_to(victim)
+    model = torch.nn.Linear(2, 2)
+    _save(folder, 1, model, torch.optim.SGD(model.parameters(), lr=0.1), [1.0], "key")
+    assert victim.read_bytes() == b"keep me\n" and (folder / CHECKPOINT.format(1)).is_file()

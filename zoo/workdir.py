@@ -36,13 +36,26 @@ def workdir(explicit: Path | None = None) -> Path:
     return path
 
 
+def is_workdir(folder: Path) -> bool:
+    """Whether ``folder`` is empty or already a zoo workdir (a recipe folder with a record, or zoo's own
+    folders): one a stage may write into even when it is the current folder."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return False
+    ours = {"_baselines", "_rehearsal", "_site"}
+    return not entries or any(e.name in ours or (e / "build.json").is_file() or (e / ".zoo.lock").exists() for e in entries)
+
+
 def refuse_accidental(path: Path, given: str, remedy: str) -> None:
-    """Stop (exit 2, nothing created) a workdir that is the current folder or a checkout's root: a stage
-    would write its folders among the user's own files, usually from a typo or an unset variable.
-    ``given`` says where the value came from (``--workdir .``, ``ZOO_WORKDIR='..' (from the environment)``)."""
+    """Stop (exit 2, nothing created) a workdir that is a checkout's root, or the current folder when that
+    holds the user's own files (not an empty folder, not already a workdir): a stage would write its
+    folders among them, usually from a typo or an unset variable. ``cd work && zoo card NAME --workdir .``
+    stays fine. ``given`` says where the value came from (``--workdir .``, ``ZOO_WORKDIR='..' (from the
+    environment)``)."""
     where = path.resolve()
-    if where == Path.cwd().resolve():
-        why = "is the current folder"
+    if where == Path.cwd().resolve() and not is_workdir(where):
+        why = "is the current folder, which holds files of its own"
     else:
         marker = next((m for m in (".git", "pyproject.toml") if (where / m).exists()), None)
         if marker is None:
@@ -92,6 +105,11 @@ class Layout:
         return self.folder / "push.json"
 
     @property
+    def bench_json(self) -> Path:
+        """``zoo bench``'s record: which runtimes serve the build, how closely, how fast, in how much memory."""
+        return self.folder / "bench.json"
+
+    @property
     def signature(self) -> Path:
         """The last manifest ``zoo push --sign-key`` signed, and its signature (reused while unchanged)."""
         return self.folder / "signature"
@@ -129,11 +147,18 @@ def _umask() -> int:
     return mask
 
 
+MAX_RECORD_BYTES = 256 << 20  # far above any record zoo writes (eval.json with every task's details: ~1 MB)
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
+    """The JSON object in ``path``; None when it is missing, unreadable, not an object, or past the size and
+    nesting limits of ``zoo.parse`` (a record may have come with a pulled release: deep nesting would end
+    in a RecursionError traceback, not in the stage's "unreadable, redo it" line)."""
+    from zoo.parse import load_json
+
     try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, json.JSONDecodeError, UnicodeDecodeError):
+        data = load_json(path.read_bytes(), MAX_RECORD_BYTES)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
 

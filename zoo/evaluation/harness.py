@@ -234,11 +234,11 @@ def write_samples(path: Path, samples: dict[str, list[Any]]) -> str:
     import gzip
     import os
 
-    from zoo.workdir import sha256_file
+    from zoo.workdir import open_new, sha256_file
 
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+        with open_new(tmp) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
             for task in sorted(samples):
                 for row in samples[task]:
                     out.write(json.dumps({"task": task, **row}, default=str, sort_keys=True).encode() + b"\n")

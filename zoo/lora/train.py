@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.lora.params import LoRAParams
+from zoo.workdir import open_new
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint-{:07d}.pt"
@@ -81,7 +82,7 @@ def _save(folder: Path, step: int, model: Any, optimizer: Any, losses: list[floa
     }
     final = folder / CHECKPOINT.format(step)
     tmp = folder / f".{final.name}.tmp"
-    with tmp.open("wb") as f:
+    with open_new(tmp) as f:  # a link planted at the temp name is replaced, never written through
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
