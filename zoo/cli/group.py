@@ -75,6 +75,9 @@ class ZooGroup(click.Group):
         as_json = wants_json(argv)
         try:
             rc = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # `zoo` alone: the help, as click prints it (stderr, exit 2)
+            e.show()
+            sys.exit(2)
         except click.UsageError as e:
             message = None
             if isinstance(e, click.NoSuchOption) and e.ctx is not None and e.ctx.command is self:
