@@ -332,3 +332,34 @@ def test_an_empty_recipes_folder_option_is_refused(tmp_path: Path, where: str) -
 def test_a_group_alone_prints_its_help_not_errors(args: list[str]) -> None:
     res = subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2 and res.stderr.startswith("Usage: zoo") and "error:" not in res.stderr, res.stderr
+
+
+def test_another_tools_word_for_extends_is_pointed_to_it(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(RECIPES / "_base", tmp_path / "_base")
+    (tmp_path / "mine.yaml").write_text("name: mine\ninherits: _base/tiny-llama3\nmethod: rtn\nweights: {bits: 4}\n")
+    res = subprocess.run([sys.executable, "-m", "zoo", "--recipes", str(tmp_path), "validate"], capture_output=True, text=True)
+    assert res.returncode == 2 and "inherits: unknown key (fix: did you mean 'extends'?)" in res.stderr, res.stderr
+
+
+def test_a_bad_hub_timeout_names_its_variable(tmp_path: Path) -> None:
+    res = run_in(tmp_path, "pull", "zoo-tiny/x", env={"ZOO_HUB_TIMEOUT": "soon"})
+    assert res.returncode == 2 and "ZOO_HUB_TIMEOUT='soon' (from the environment) is not a number" in res.stderr, res.stderr
+
+
+def test_error_lines_are_inert_on_a_terminal(tmp_path: Path) -> None:
+    odd = tmp_path / "w\x1b[2Jork"
+    odd.write_text("a file where the workdir should be")
+    res = run_in(tmp_path, "card", TINY, "--workdir", str(odd))
+    assert res.returncode == 2 and "\x1b" not in res.stderr and "\\x1b[2J" in res.stderr, res.stderr
+
+
+def test_bitsandbytes_advice_is_filtered_before_a_heavy_command_runs() -> None:
+    import logging
+
+    from zoo.cli import require
+
+    require("eval", "build")
+    filters = logging.getLogger("bitsandbytes.backends.cpu.ops").filters
+    assert any(type(f).__name__ == "_NotApplicable" for f in filters)

@@ -120,7 +120,9 @@ def require(command: str, *extras: str) -> None:
                     f"zoo {command} needs the {extra} extra ({module} is not installed); fix: pip install 'zoo[{extra}]' "
                     "(or 'zoo[all]')"
                 )
-    from zoo.progress import quiet_bars, transient_bars
+    from zoo.progress import quiet_backend_advice, quiet_bars, transient_bars
+
+    quiet_backend_advice()  # before any backend is imported: advice that does not apply to zoo's runs
 
     # these commands run the backends, whose tqdm bars flood CI logs and leave blank lines on a terminal
     if sys.stderr.isatty():

@@ -96,8 +96,10 @@ def error_doc(message: str, code: int, problems: list[Any] | None = None) -> dic
 def report(message: str, code: int, problems: list[Any] | None = None, as_json: bool | None = None) -> None:
     """One ``error:`` line per line of ``message`` on stderr; under ``--json`` also the one document on stdout
     (the held result, if any, with the error added)."""
-    for text in message.splitlines() or [message]:
-        click.echo(f"error: {text}", err=True)
+    from zoo.untrusted import plain
+
+    for text in message.splitlines() or [message]:  # each line inert: a message may quote a server or a file
+        click.echo(f"error: {plain(text, limit=2000)}", err=True)
     state = _state()
     if not (state.get("json") if as_json is None else as_json):
         return

@@ -36,9 +36,11 @@ def timeout_s() -> float:
     try:
         value = float(raw) if raw else DEFAULT_TIMEOUT_S
     except ValueError:
-        raise UsageError(f"ZOO_HUB_TIMEOUT={raw!r} is not a number of seconds; fix: set it to e.g. 60") from None
+        raise UsageError(
+            f"ZOO_HUB_TIMEOUT={raw!r} (from the environment) is not a number of seconds; fix: set it to e.g. 60"
+        ) from None
     if value <= 0:
-        raise UsageError(f"ZOO_HUB_TIMEOUT={raw!r} must be positive; fix: set it to e.g. 60")
+        raise UsageError(f"ZOO_HUB_TIMEOUT={raw!r} (from the environment) must be positive; fix: set it to e.g. 60")
     return value
 
 

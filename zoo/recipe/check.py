@@ -22,6 +22,9 @@ from zoo.tasks import TASKS
 from zoo.tiny.bases import BUILTIN_BASES
 from zoo.tiny.bases import HERE as TINY_DIR
 
+# Top-level keys other tools use for what zoo calls otherwise: a close spelling would not find them.
+SYNONYMS = {k: "did you mean 'extends'?" for k in ("inherits", "inherit", "parent", "base_recipe", "defaults")}
+
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Names valid at ``loc`` (for did-you-mean on an unknown key)."""
@@ -42,7 +45,8 @@ def pydantic_problems(file: str, err: ValidationError, model: type[BaseModel], p
         field = ".".join(str(p) for p in (prefix, *loc) if p != "")
         if e["type"] == "extra_forbidden":
             known = _fields_at(model, loc[:-1])
-            hint = did_you_mean(str(loc[-1]), known).removeprefix("; ")
+            hint = SYNONYMS.get(str(loc[-1])) if len(loc) == 1 else None
+            hint = hint or did_you_mean(str(loc[-1]), known).removeprefix("; ")
             out.append(Problem(file, field, "unknown key", hint or "remove it"))
         elif e["type"] == "missing":
             out.append(Problem(file, field, "required key is missing", "add it here or in a file this extends"))
