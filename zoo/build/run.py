@@ -238,6 +238,9 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         # build's hash, so eval, card and push see it is stale.
         layout.build_json.unlink(missing_ok=True)
         swap_in(out, layout.model)
+        from zoo.packed.store import adopt  # a native method's packed checkpoint -> <name>/packed (#32)
+
+        adopt(out, layout.model)
         record.write(layout)
         remember_verified(layout, files)
     finally:

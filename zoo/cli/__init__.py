@@ -243,3 +243,4 @@ def main() -> None:
 
 
 from zoo.cli import catalog, publish, rehearse, site, stages  # noqa: E402,F401  (registers the commands)
+from zoo.cli import packed  # noqa: E402,F401  (zoo unpack)

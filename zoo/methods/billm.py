@@ -124,6 +124,7 @@ def _authors(w: Any, h: Any, group: int, max_salient: int, points: int, dampenin
     w[:, torch.diag(h) == 0] = 0
     u = obs.inverse_hessian_factor(h, dampening)
     q = torch.zeros_like(w)
+    columns = torch.zeros(w.shape[1], dtype=torch.bool, device=w.device)  # salient columns, for the packed form
     salient_weights, meta = 0, 0.0
     for i1 in range(0, w.shape[1], group):
         i2 = min(i1 + group, w.shape[1])
@@ -131,12 +132,22 @@ def _authors(w: Any, h: Any, group: int, max_salient: int, points: int, dampenin
         salient, low, high = search(w1**2 / d**2, max_salient, points)
         q1 = residual(w1, low, 1) + residual(w1, high, 1) + residual(w1, salient, 2)
         q[:, i1:i2] = q1
+        columns[i1:i2] = salient[0]
         w[:, i2:] -= ((w1 - q1) / d) @ u[i1:i2, i2:]  # between blocks only, as the authors' loop
         k = int(salient[0].sum())
         salient_weights += k * w.shape[0]
         meta += obs.entropy_bits(k, i2 - i1) + (w.shape[0] * (i2 - i1 - k)) + w.shape[0] * 8 * 16
     code = float(w.numel() + salient_weights)
-    return Quantized(q, bits=code + meta, code_bits=code)
+    return Quantized(q, bits=code + meta, code_bits=code, layout=layout(columns, group, signed=False))
+
+
+def layout(columns: Any, group: int, signed: bool) -> dict[str, Any]:
+    """The packed form: per weight a 2-bit index into its block row's four values, salient columns' own (their
+    two residual signs) and the others' (low or high group, sign); ``signed``: zoo-obs's values come in +- pairs,
+    so two magnitudes per block row and the sign as the code's top bit."""
+    banks = [{"name": n, "rule": "table", "bits": 2, "group": group, "select": ("column", i), "signed": signed}
+             for n, i in (("salient", 1), ("rest", 0))]  # fmt: skip
+    return {"colbank": columns, "banks": banks}
 
 
 def quantize_weight(
@@ -157,6 +168,7 @@ def _zoo_obs(w: Any, h: Any, fraction: float, group: int = 128, points: int = 40
 
     rows = w.shape[0]
     stats = {"salient_cols": 0, "meta": 0.0}
+    columns = torch.zeros(w.shape[1], dtype=torch.bool, device=w.device)
 
     def block(w1: Any, h1: Any, first: int) -> Any:
         score = (w1**2 / torch.diag(h1).unsqueeze(0) ** 2).sum(0)
@@ -164,6 +176,7 @@ def _zoo_obs(w: Any, h: Any, fraction: float, group: int = 128, points: int = 40
         salient = torch.zeros(w1.shape[1], dtype=torch.bool, device=w1.device)
         if k:
             salient[torch.topk(score, k).indices] = True
+        columns[first : first + w1.shape[1]] = salient
         ws, wn = w1[:, salient], w1[:, ~salient]
         a1 = ws.abs().mean(1) if k else torch.zeros(rows, device=w1.device)
         a2 = (ws - a1.unsqueeze(1) * obs.sign(ws)).abs().mean(1) if k else a1
@@ -184,7 +197,7 @@ def _zoo_obs(w: Any, h: Any, fraction: float, group: int = 128, points: int = 40
 
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
     code = float(w.numel() + stats["salient_cols"] * rows)
-    return Quantized(q, bits=code + stats["meta"], code_bits=code)
+    return Quantized(q, bits=code + stats["meta"], code_bits=code, layout=layout(columns, group, signed=True))
 
 
 def quantize(ctx: BuildContext[BiLLMParams]) -> dict[str, Any]:

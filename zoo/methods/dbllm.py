@@ -64,8 +64,8 @@ class FDBQuantized(Quantized):
     + b2, fixed from here on) and ``levels`` [rows, blocks, 4], the decoded values of q = 0 .. 3 per row
     and block (c, c + a2, c + a1, c + a1 + a2)."""
 
-    codes: Any
-    levels: Any
+    codes: Any = None
+    levels: Any = None
 
 
 def fdb_levels(w1: Any) -> Any:
@@ -108,7 +108,10 @@ def quantize_weight(w: Any, h: Any, group: int = 128, dampening: float = 0.01) -
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
     code = 2.0 * w.numel()
     bits = code + len(levels) * w.shape[0] * 48
-    return FDBQuantized(q, bits=bits, code_bits=code, codes=codes, levels=torch.stack(levels, dim=1))
+    # packed: a 2-bit index into each block row's four levels, read from the weights as finally saved ("final":
+    # distillation retrains the levels after this pass)
+    packed = {"final": True, "banks": [{"name": "levels", "rule": "table", "bits": 2, "group": group, "select": ("all",)}]}
+    return FDBQuantized(q, bits=bits, code_bits=code, layout=packed, codes=codes, levels=torch.stack(levels, dim=1))
 
 
 def quantize(ctx: BuildContext[DBLLMParams]) -> dict[str, Any]:

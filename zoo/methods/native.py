@@ -7,7 +7,7 @@ Hessian proxy H = 2/n sum(x x^T) of every Linear's input is accumulated, each Li
 replaced by the method's dequantized result, and the quantized layer's outputs become the next
 layer's inputs. Accelerator memory is one layer plus activations. The checkpoint is saved in 16-bit
 ("fake" quantization, like the study's own) with ``quantization.json`` giving the scheme and the
-measured average bits per weight.
+measured average bits per weight; beside it, the packed checkpoint of the methods' own codes (``zoo.packed``).
 
 H is normalized per token (its trace does not grow with the calibration length); GPTQ's reference code and
 the GPTQ-based methods' (BiLLM, PB-LLM, SliM-LLM) average over sequences instead, a (tokens per sequence)
@@ -38,11 +38,13 @@ class Quantized:
     """One Linear's result: the dequantized weight and what storing it costs.
 
     ``code_bits`` counts the codes alone (what the papers' "W2" / "1.1-bit" names count);
-    ``bits`` adds every scale, zero point, mask and bitmap needed to decode them."""
+    ``bits`` adds every scale, zero point, mask and bitmap needed to decode them. ``layout`` says how the
+    codes decode (``zoo.packed.codec``): the packed checkpoint is written from it."""
 
     weight: Any  # torch.Tensor, same shape as the original
     bits: float
     code_bits: float
+    layout: dict[str, Any] | None = None
 
 
 WeightFn = Callable[[Any, Any], Quantized]  # (W float32 [out, in], H float32 [in, in]) -> Quantized
@@ -188,6 +190,10 @@ def quantize_layers(
         for name, module in linears.items():
             result = plans[name][1]()
             module.weight.data = result.weight.to(module.weight.dtype)
+            if result.layout is not None:  # its codes, for the packed checkpoint ``save`` writes beside the fake one
+                from zoo.packed import store
+
+                module._zoo_packed = store.hold(result.layout, module.weight.data, result.weight)
             if record is not None:
                 record(module, result)
             total_bits += result.bits
@@ -214,6 +220,9 @@ def save(ctx: BuildContext[Any], model: Any, bits: float, code: float, scheme: d
         **scheme,
     }
     (ctx.out / "quantization.json").write_text(json.dumps(record, indent=2) + "\n")
+    from zoo.packed import store
+
+    store.write(ctx.out, model, {k: v for k, v in record.items() if k != "format"})
     log.info(
         "%s: %.3f code bits, %.3f bits per weight with metadata (recipe: %g)",
         ctx.recipe.name,

@@ -74,11 +74,14 @@ def uniform(x: Any, bits: int, dim: int = -1) -> Any:
     return ((x / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
 
 
-def row_grid(w: Any, bits: int) -> Callable[[Any], Any]:
+def row_grid(w: Any, bits: int, keep: list[Any] | None = None) -> Callable[[Any], Any]:
     """Round a column onto the per-row min-max grid fixed by ``w`` [rows, cols] (OBS loops round
-    column by column, so the grid is set once from the weights the block starts with)."""
+    column by column, so the grid is set once from the weights the block starts with). ``keep`` receives
+    (scale, zero) per row, for the packed checkpoint (``zoo.packed``)."""
     scale, zero, top = _grid(w, bits, dim=1)
     scale, zero = scale.squeeze(1), zero.squeeze(1)
+    if keep is not None:
+        keep.append((scale, zero))
     return lambda col: ((col / scale).round() + zero).clamp(0, top).sub(zero).mul(scale)
 
 

@@ -49,14 +49,14 @@ SPEC = MethodSpec(
 )
 
 
-def _authors(w: Any, fraction: float, salient_bits: int, stats: dict[str, float]) -> Any:
+def _authors(w: Any, fraction: float, salient_bits: int, stats: dict[str, Any]) -> Any:
     """The block quantizer of the authors' algorithm: mask and statistics from ``w`` as it was."""
     import torch
 
     from zoo.methods import obs
 
     rows = w.shape[0]
-    high = obs.row_grid(w, salient_bits)  # one grid per row, from the whole row
+    high = obs.row_grid(w, salient_bits, stats["grids"])  # one grid per row, from the whole row
     stats["meta"] += rows * 32
 
     def block(w1: Any, h1: Any, first: int) -> Any:
@@ -69,6 +69,7 @@ def _authors(w: Any, fraction: float, salient_bits: int, stats: dict[str, float]
         mu = masked.mean(1)
         alpha = (masked - mu.unsqueeze(1)).abs().mean(1)
         k = int((~low).sum())
+        stats["mask"][:, first : first + w1.shape[1]] = ~low
         stats["salient"] += k
         stats["meta"] += obs.entropy_bits(k, orig.numel()) + rows * 32
 
@@ -80,7 +81,7 @@ def _authors(w: Any, fraction: float, salient_bits: int, stats: dict[str, float]
     return block
 
 
-def _zoo_obs(fraction: float, salient_bits: int, stats: dict[str, float]) -> Any:
+def _zoo_obs(fraction: float, salient_bits: int, stats: dict[str, Any]) -> Any:
     """The block quantizer of zoo's variant: mask, alpha and grid from the block as the OBS loop left it."""
     import torch
 
@@ -94,7 +95,8 @@ def _zoo_obs(fraction: float, salient_bits: int, stats: dict[str, float]) -> Any
             mask.view(-1)[torch.topk(score.view(-1), k).indices] = True
         keep = ~mask
         alpha = (w1.abs() * keep).sum(1) / keep.sum(1).clamp(min=1)
-        grid = obs.row_grid(w1, salient_bits)
+        grid = obs.row_grid(w1, salient_bits, stats["grids"])
+        stats["mask"][:, first : first + w1.shape[1]] = mask
         stats["salient"] += k
         stats["meta"] += obs.entropy_bits(k, w1.numel()) + w1.shape[0] * 48
 
@@ -115,7 +117,8 @@ def quantize_weight(
     from zoo.methods import obs
     from zoo.methods.native import Quantized
 
-    stats = {"salient": 0, "meta": 0.0}
+    mask = torch.zeros(w.shape, dtype=torch.bool, device=w.device)  # salient weights, for the packed form
+    stats: dict[str, Any] = {"salient": 0, "meta": 0.0, "grids": [], "mask": mask}
     if variant == "authors":
         w0 = w.clone().float()
         w0[:, torch.diag(h) == 0] = 0  # as the OBS loop zeroes dead inputs
@@ -124,7 +127,24 @@ def quantize_weight(
         block = _zoo_obs(fraction, salient_bits, stats)
     q = obs.quantize(w, h, block, block_size=group, dampening=dampening)
     code = (w.numel() - stats["salient"]) * 1 + stats["salient"] * salient_bits
-    return Quantized(q, bits=code + stats["meta"], code_bits=float(code))
+    packed = _layout(stats, w.shape[1], group, salient_bits, variant)
+    return Quantized(q, bits=code + stats["meta"], code_bits=float(code), layout=packed)
+
+
+def _layout(stats: dict[str, Any], cols: int, group: int, salient_bits: int, variant: str) -> dict[str, Any]:
+    """The packed form: the salient mask (Rice-coded), the binarized weights as a 1-bit index into their block row's
+    two values (zoo-obs: the sign of its one alpha), the salient ones as ``salient_bits`` codes on their grid (per
+    row, authors; per row and block, zoo-obs)."""
+    import torch
+
+    scale = torch.stack([s for s, _ in stats["grids"]], dim=1)
+    zero = torch.stack([z for _, z in stats["grids"]], dim=1)
+    banks = [
+        {"name": "binary", "rule": "table", "bits": 1, "group": group, "select": ("mask", False), "signed": variant != "authors"},
+        {"name": "salient", "rule": "grid", "bits": salient_bits, "group": cols if variant == "authors" else group,
+         "select": ("mask", True), "scale": scale, "zero": zero},
+    ]  # fmt: skip
+    return {"mask": stats["mask"], "banks": banks}
 
 
 def quantize(ctx: BuildContext[PBLLMParams]) -> dict[str, Any]:

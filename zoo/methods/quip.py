@@ -144,7 +144,10 @@ def _authors(w: Any, h: Any, bits: int, gen: Any, dampening: float, greedy_passe
     scale = 2.4 * w.square().mean().sqrt() + 1e-16  # one symmetric grid for the whole matrix
     codes = ldlq(((w / scale + 1) / 2 * top).clamp(0, top), h, top, greedy_passes)
     q = (codes / top * 2 - 1) * scale
-    return (u.T @ q @ v) / s.unsqueeze(0)
+    # packed: the codes, the grid's scale and the rescaling; the rotations are regenerated from the seed
+    packed = {"banks": [{"name": "q", "rule": "quip", "bits": bits, "group": w.shape[1], "select": ("all",),
+                         "scale": scale, "codes": codes}], "s": s, "post": {"variant": "authors"}}  # fmt: skip
+    return (u.T @ q @ v) / s.unsqueeze(0), packed
 
 
 def _zoo_obs(w: Any, h: Any, bits: int, seed: int, dampening: float) -> Any:
@@ -152,12 +155,17 @@ def _zoo_obs(w: Any, h: Any, bits: int, seed: int, dampening: float) -> Any:
 
     u, v = rotation(w.shape[0], seed, w.device), rotation(w.shape[1], seed + 1, w.device)
     wt, ht = u @ w @ v.T, v @ h @ v.T
-    grid = obs.row_grid(wt, bits)  # per channel: one grid for the whole row, fixed before rounding
+    grids: list[Any] = []
+    grid = obs.row_grid(wt, bits, grids)  # per channel: one grid for the whole row, fixed before rounding
 
     def block(w1: Any, h1: Any, first: int) -> Any:
         return lambda i, col: grid(col)
 
-    return u.T @ obs.quantize(wt, ht, block, dampening=dampening) @ v
+    q = obs.quantize(wt, ht, block, dampening=dampening)
+    scale, zero = grids[0]
+    packed = {"banks": [{"name": "q", "rule": "grid", "bits": bits, "group": w.shape[1], "select": ("all",),
+                         "scale": scale, "zero": zero}], "q": q, "post": {"variant": "zoo-obs", "seed": seed}}  # fmt: skip
+    return u.T @ q @ v, packed
 
 
 def quantize_weight(
@@ -172,9 +180,11 @@ def quantize_weight(
     code = float(w.numel() * bits)
     if variant == "authors":
         gen = torch.Generator().manual_seed(seed)
-        return Quantized(_authors(w.float(), h.float(), bits, gen, dampening, greedy_passes), bits=code + 16 + 16 * w.shape[1],
-                         code_bits=code)  # fmt: skip
-    return Quantized(_zoo_obs(w, h, bits, seed, dampening), bits=code + w.shape[0] * 32, code_bits=code)
+        q, packed = _authors(w.float(), h.float(), bits, gen, dampening, greedy_passes)
+        packed["post"]["seed"] = seed
+        return Quantized(q, bits=code + 16 + 16 * w.shape[1], code_bits=code, layout=packed)
+    q, packed = _zoo_obs(w, h, bits, seed, dampening)
+    return Quantized(q, bits=code + w.shape[0] * 32, code_bits=code, layout=packed)
 
 
 def quantize(ctx: BuildContext[QuIPParams]) -> dict[str, Any]:

@@ -269,6 +269,7 @@ class Plan:
         alloc = self.allocation()
         bits, group, lam = self.bits, self.group, self.lam
         state = {"mid_zero": True}  # their quantizer starts symmetric; the first group at >= bits ends that
+        grids: dict[int, tuple[Any, Any]] = {}  # group -> (scale, zero), for the packed form
 
         def block(w1: Any, h1: Any, first: int) -> Any:
             b = alloc[first // group]
@@ -278,19 +279,39 @@ class Plan:
             if b >= bits:
                 state["mid_zero"] = False
             scale, zero = sqc(w1, h1, b, state["mid_zero"], lam)
+            grids[first // group] = (scale, zero)
             top = 2**b - 1
             return lambda i, col: (torch.clamp(torch.round(col / scale) + zero, 0, top) - zero) * scale
 
         w = self.w.float()
-        return _result(w, obs.quantize(w, self.h1, block, block_size=group, dampening=self.dampening), alloc, group)
+        return _result(w, obs.quantize(w, self.h1, block, block_size=group, dampening=self.dampening), alloc, group, grids)
 
 
-def _result(w: Any, q: Any, alloc: list[int], group: int) -> Any:
+def layout(w: Any, alloc: list[int], group: int, grids: dict[int, tuple[Any, Any]]) -> dict[str, Any]:
+    """The packed form: per column its group's width; 1-bit groups an index into their block row's two values,
+    wider ones codes on their grid (fp32 scale, uint8 zero per row and group)."""
+    import torch
+
+    colbank = torch.tensor([b for b, (a, e) in zip(alloc, _spans(w.shape[1], group), strict=True) for _ in range(a, e)])
+    banks: list[dict[str, Any]] = []
+    for b in sorted(set(alloc)):
+        bank: dict[str, Any] = {"name": f"w{b}", "bits": b, "group": group, "select": ("column", b)}
+        held = sorted(g for g in grids if alloc[g] == b)
+        if not held:  # binarized groups
+            bank["rule"] = "table"
+        else:
+            bank.update(rule="grid", scale=torch.stack([grids[g][0] for g in held], 1),
+                        zero=torch.stack([grids[g][1] for g in held], 1))  # fmt: skip
+        banks.append(bank)
+    return {"colbank": colbank, "banks": banks}
+
+
+def _result(w: Any, q: Any, alloc: list[int], group: int, grids: dict[int, tuple[Any, Any]]) -> Any:
     from zoo.methods.native import Quantized
 
     widths = [e - a for a, e in _spans(w.shape[1], group)]
     code = float(sum(b * n for b, n in zip(alloc, widths, strict=True)) * w.shape[0])
-    return Quantized(q, bits=code + len(alloc) * (w.shape[0] * 32 + 2), code_bits=code)
+    return Quantized(q, bits=code + len(alloc) * (w.shape[0] * 32 + 2), code_bits=code, layout=layout(w, alloc, group, grids))
 
 
 def _plan(w: Any, h: Any, bits: int, group: int, dampening: float, lam: float, score: str, windows: Any) -> Plan:
@@ -324,8 +345,9 @@ def quantize_weight(
         return _plan(w, h, bits, group, dampening, lambda_salience, score, windows).finish()
     from zoo.methods import slimllm_obs
 
-    q, alloc = slimllm_obs.quantize(w, h, bits, group, dampening, one_bit_grid)
-    return _result(w, q, alloc, group)
+    grids: dict[int, tuple[Any, Any]] = {}
+    q, alloc = slimllm_obs.quantize(w, h, bits, group, dampening, one_bit_grid, grids)
+    return _result(w, q, alloc, group, grids)
 
 
 def quantize(ctx: BuildContext[SliMLLMParams]) -> dict[str, Any]:

@@ -57,8 +57,10 @@ def allocate(w: Any, h: Any, bits: int, group: int, dampening: float, one_bit_gr
     return best
 
 
-def quantize(w: Any, h: Any, bits: int, group: int, dampening: float, one_bit_grid: str) -> tuple[Any, list[int]]:
-    """The dequantized weight and its allocation."""
+def quantize(
+    w: Any, h: Any, bits: int, group: int, dampening: float, one_bit_grid: str, grids: dict[int, Any] | None = None
+) -> tuple[Any, list[int]]:
+    """The dequantized weight and its allocation; ``grids`` receives each gridded group's (scale, zero) per row."""
     from zoo.methods import obs
 
     alloc = allocate(w, h, bits, group, dampening, one_bit_grid)
@@ -69,7 +71,10 @@ def quantize(w: Any, h: Any, bits: int, group: int, dampening: float, one_bit_gr
             mu = w1.mean(dim=1)
             alpha = (w1 - mu.unsqueeze(1)).abs().mean(dim=1)
             return lambda i, col: mu + alpha * obs.sign(col - mu)
-        grid = obs.row_grid(w1, b)
+        kept: list[Any] = []
+        grid = obs.row_grid(w1, b, kept)
+        if grids is not None:
+            grids[first // group] = kept[0]
         return lambda i, col: grid(col)
 
     return obs.quantize(w, h, block, block_size=group, dampening=dampening), alloc

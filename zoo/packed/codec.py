@@ -1,0 +1,221 @@
+"""One Linear's codes: encode a method's layout and its result, decode the 16-bit weight bit-identically.
+
+A method describes its result (``Quantized.layout``) as *banks*: sets of weights that decode alike, each chosen
+by ``select`` (``("all",)``, ``("column", id)``: columns whose ``colbank`` is ``id``, ``("mask", flag)``: where
+the element ``mask`` is ``flag``) and decoded per row and block of ``group`` columns by its ``rule``:
+
+- ``table``: the block row's 2^bits values, stored in the checkpoint's 16-bit dtype, the code an index
+  (``signed``: 2^(bits-1) magnitudes, the code's top bit the sign). Binarizations (BiLLM, PB-LLM, DB-LLM,
+  SliM-LLM's 1-bit groups) decode to a handful of values per block row, so the table *is* their
+  statistics (mu +- alpha ...) as the fake checkpoint rounded them, which is what makes restoration exact.
+- ``grid``: (code - zero) * scale in fp32, then rounded to 16 bits, as the methods compute it (fp32 scale,
+  uint8 zero per block row).
+- ``quip``: (code / top * 2 - 1) * scale, one fp32 scale per matrix (QuIP's symmetric grid).
+
+``post`` undoes QuIP's incoherence processing: its rotations are regenerated from the stored seed. Whatever the
+rules do not reproduce bit for bit (a torch.sign of 0, another machine's matmul) is stored as exceptions: flat
+index and 16-bit value; encoding checks the decode against the fake weight, so the result is exact by
+construction and the exception count is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.packed import bits as packbits
+
+Tensors = dict[str, Any]
+
+
+def _selection(bank: dict[str, Any], rows: int, cols: int, colbank: Any, mask: Any, device: Any) -> Any:
+    import torch
+
+    kind = bank["select"][0]
+    if kind == "all":
+        return torch.ones(rows, cols, dtype=torch.bool, device=device)
+    if kind == "column":
+        return (colbank.to(device) == int(bank["select"][1])).unsqueeze(0).expand(rows, cols)
+    return mask.view(rows, cols) == bool(bank["select"][1])
+
+
+def _blocks(sel: Any, group: int, cols: int) -> tuple[Any, int]:
+    """Per column, the index of its block among the blocks that hold any of the bank's weights, and their count."""
+    import torch
+
+    nblocks = (cols + group - 1) // group
+    block = torch.arange(cols, device=sel.device) // group
+    present = torch.zeros(nblocks, dtype=torch.bool, device=sel.device)
+    present[block[sel.any(0)]] = True
+    local = torch.cumsum(present.to(torch.int64), 0) - 1
+    return local[block], int(present.sum())
+
+
+def _u16(x: Any) -> Any:
+    import torch
+
+    return x.contiguous().view(torch.int16).to(torch.int64) & 0xFFFF
+
+
+def _from_u16(x: Any, dtype: Any) -> Any:
+    import torch
+
+    return torch.where(x >= 32768, x - 65536, x).to(torch.int16).view(dtype)
+
+
+def _table_encode(values: Any, rb: Any, nrb: int, bits: int, signed: bool, dtype: Any) -> tuple[Any, Any]:
+    """Codes and the [nrb, cap] table of the distinct 16-bit values of each block row (overflow: code 0)."""
+    import torch
+
+    raw = _u16(values)
+    key, sign = (raw & 0x7FFF, raw >> 15) if signed else (raw, torch.zeros_like(raw))
+    cap = 1 << (bits - 1 if signed else bits)
+    uniq, inverse = torch.unique(rb * 65536 + key, return_inverse=True)
+    group = uniq // 65536
+    rank_u = torch.arange(uniq.numel(), device=uniq.device) - torch.searchsorted(uniq, group * 65536)
+    ok = rank_u < cap
+    table = torch.zeros(nrb, cap, dtype=torch.int64, device=values.device)
+    table[group[ok], rank_u[ok]] = uniq[ok] % 65536
+    rank = rank_u[inverse]
+    codes = torch.where(rank < cap, rank, 0) | (sign << (bits - 1) if signed else 0)
+    return codes, _from_u16(table, dtype)
+
+
+def _bank_values(bank: dict[str, Any], t: Tensors, p: str, codes: Any, rb: Any, dtype: Any) -> Any:
+    """The fp32 values of one bank's codes (table values are exact in fp32)."""
+
+    rule, b = bank["rule"], int(bank["bits"])
+    if rule == "table":
+        cap = 1 << (b - 1 if bank.get("signed") else b)
+        table = _u16(t[f"{p}_table"]).view(-1, cap)
+        raw = table[rb, codes & (cap - 1)]
+        if bank.get("signed"):
+            raw = raw | ((codes >> (b - 1)) << 15)
+        return _from_u16(raw, dtype).float()
+    if rule == "grid":
+        scale, zero = t[f"{p}_scale"].reshape(-1), t[f"{p}_zero"].reshape(-1)
+        return (codes.float() - zero[rb].float()) * scale[rb]
+    top = (1 << b) - 1
+    return (codes.float() / top * 2 - 1) * t[f"{p}_scale"].reshape(())
+
+
+def decode(spec: dict[str, Any], t: Tensors, device: Any = "cpu") -> Any:
+    """The 16-bit weight [rows, cols] from a Linear's ``spec`` and tensors ``t`` (names without its prefix)."""
+    import torch
+
+    rows, cols = spec["shape"]
+    dtype = getattr(torch, spec["dtype"])
+    t = {k: _float(k, v.to(device), dtype) for k, v in t.items()}
+    colbank = packbits.unpack(t["colbank"], cols) if "colbank" in t else None
+    mask = None
+    if "mask" in spec:
+        mask = packbits.rice_decode(t["mask_unary"], t["mask_rem"], spec["mask"], rows * cols)
+    w = torch.zeros(rows, cols, dtype=torch.float32, device=device)
+    for bank in spec["banks"]:
+        sel = _selection(bank, rows, cols, colbank, mask, device)
+        local, present = _blocks(sel, int(bank["group"]), cols)
+        r, c = sel.nonzero(as_tuple=True)
+        codes = packbits.unpack(t[f"{bank['name']}_codes"], r.numel())
+        w[r, c] = _bank_values(bank, t, bank["name"], codes, r * present + local[c], dtype)
+    post = spec.get("post")
+    if post is not None:
+        w = _unrotate(post, w, t, device)
+    out = w.to(dtype)
+    if spec.get("exceptions"):
+        out.view(-1)[t["exc_index"].to(torch.int64)] = t["exc_value"]
+    return out
+
+
+def rotations(post: dict[str, Any], rows: int, cols: int, device: Any) -> tuple[Any, Any]:
+    """QuIP's (u, v), regenerated from the seed exactly as the build drew them."""
+    import torch
+
+    from zoo.methods import quip
+
+    if post["variant"] == "authors":
+        gen = torch.Generator().manual_seed(int(post["seed"]))
+        u = quip.butterfly(rows, gen)
+        return u.to(device), quip.butterfly(cols, gen).to(device)
+    seed = int(post["seed"])
+    return quip.rotation(rows, seed, device), quip.rotation(cols, seed + 1, device)
+
+
+def _unrotate(post: dict[str, Any], q: Any, t: Tensors, device: Any) -> Any:
+    u, v = rotations(post, q.shape[0], q.shape[1], device)
+    if post["variant"] == "authors":
+        return (u.T @ q @ v) / t["s"].unsqueeze(0)
+    return u.T @ q @ v
+
+
+def encode(layout: dict[str, Any], w16: Any, q32: Any = None) -> tuple[dict[str, Any], Tensors]:
+    """(spec, tensors on the host) of one Linear: ``layout`` from its method, ``w16`` the fake weight as saved,
+    ``q32`` the fp32 values grid codes are read from (the method's result, or QuIP's before its rotations)."""
+    import torch
+
+    rows, cols = w16.shape
+    dev = w16.device
+    dtype = w16.dtype
+    spec: dict[str, Any] = {"shape": [rows, cols], "dtype": str(dtype).removeprefix("torch."), "banks": []}
+    t: Tensors = {}
+    colbank = layout.get("colbank")
+    if colbank is not None:  # a bank id per column, as bit-planes of the fewest bits that hold the largest
+        colbank = colbank.to(torch.int64).to(dev)
+        t["colbank"] = packbits.pack(colbank, max(1, int(colbank.max()).bit_length()))
+    mask = None
+    if layout.get("mask") is not None:
+        mask = layout["mask"].to(dev).reshape(-1)
+        t["mask_unary"], t["mask_rem"], spec["mask"] = packbits.rice_encode(mask)
+    q = layout.get("q", q32)
+    for bank in layout["banks"]:
+        name, rule, b, group = bank["name"], bank["rule"], int(bank["bits"]), int(bank["group"])
+        sel = _selection(bank, rows, cols, colbank, mask, dev)
+        local, present = _blocks(sel, group, cols)
+        r, c = sel.nonzero(as_tuple=True)
+        rb = r * present + local[c]
+        entry = {k: bank[k] for k in ("name", "rule", "bits", "group", "select")}
+        if rule == "table":
+            entry["signed"] = bool(bank.get("signed", False))
+            codes, t[f"{name}_table"] = _table_encode(w16[r, c], rb, rows * present, b, entry["signed"], dtype)
+        elif rule == "grid":
+            scale, zero = (bank[k].to(dev).reshape(rows, -1) for k in ("scale", "zero"))
+            if scale.shape[1] != present:  # given for every block: keep the bank's own
+                keep = torch.unique(torch.arange(cols, device=dev)[sel.any(0)] // group)
+                scale, zero = scale[:, keep], zero[:, keep]
+            t[f"{name}_scale"], t[f"{name}_zero"] = scale.float().contiguous(), zero.to(torch.uint8).contiguous()
+            zf = t[f"{name}_zero"].reshape(-1).float()
+            codes = (torch.round(q.to(dev)[r, c].float() / t[f"{name}_scale"].reshape(-1)[rb]) + zf[rb]).clamp(0, (1 << b) - 1)
+            codes = codes.to(torch.int64)
+        else:
+            t[f"{name}_scale"] = bank["scale"].float().reshape(1).to(dev)
+            codes = bank["codes"].to(dev)[r, c].round().to(torch.int64)
+        t[f"{name}_codes"] = packbits.pack(codes, b)
+        spec["banks"].append(entry)
+    if layout.get("post") is not None:
+        spec["post"] = dict(layout["post"])
+        if "s" in layout:
+            t["s"] = layout["s"].float().to(dev)
+    decoded = decode(spec, t, dev)
+    wrong = (_u16(decoded) != _u16(w16)).reshape(-1).nonzero().squeeze(1)
+    spec["exceptions"] = int(wrong.numel())
+    if wrong.numel():
+        t["exc_index"] = wrong.to(torch.int32)
+        t["exc_value"] = w16.reshape(-1)[wrong].contiguous()
+    return spec, {k: _integer(v.detach().cpu().contiguous()) for k, v in t.items()}
+
+
+def _integer(v: Any) -> Any:
+    """Floating tensors stored by their bits (int16 / int32): no loader's dtype cast can round a table or scale."""
+    import torch
+
+    if v.is_floating_point():
+        return v.view(torch.int16 if v.element_size() == 2 else torch.int32)
+    return v
+
+
+def _float(name: str, v: Any, dtype: Any) -> Any:
+    import torch
+
+    if name.endswith(("_table", "exc_value")):
+        return v.view(dtype)
+    if name.endswith("_scale") or name == "s":
+        return v.view(torch.float32)
+    return v
