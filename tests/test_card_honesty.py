@@ -64,6 +64,9 @@ def test_vllm_snippet_serves_no_more_context_than_the_checkpoint_has(tmp_path: P
     model = Layout(tmp_path, recipe.name).model
     config = {"num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 256}
     (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 2048}))
+    from tests.test_serving import write_bench
+
+    write_bench(tmp_path, recipe.name, vllm="serves")  # the snippet appears only where zoo bench saw vLLM serve (#31)
     text = render(recipe, CATALOG, tmp_path).readme.read_text()
     assert "--max-model-len 2048\n" in text and "8192" not in text.split("## How to use", 1)[1].split("## ")[0]
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from zoo.card.common import bits_label, dataset_title, fmt, ppl_name, primary_metric
 from zoo.card.siblings import hidden_count, plot_points, sibling_rows
-from zoo.card.usage import INTENDED, method_class, serving_memory
+from zoo.card.usage import axes, intended_use, method_class, served, serving_memory
 from zoo.families import FAMILIES
 from zoo.fidelity import fidelity
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, EvalRecord
+from zoo.records import BenchRecord, BuildRecord, EvalRecord
 from zoo.tasks import TASKS
 from zoo.workdir import Layout
 
@@ -206,6 +206,11 @@ def gather(
     primary = primary_metric(recipe)
     siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
     note = fidelity(spec.name, getattr(recipe.params, "variant", None))  # the variant that built it
+    layout = Layout(workdir, recipe.name)
+    memory = serving_memory(recipe, build, layout.model)
+    bench = BenchRecord.current(layout) if build else None  # of this build only; else "has not run"
+    serving = served(bench, recipe.repo_id, memory["context"] if memory else 8192)
+    quality = next((r for r in rows if r["key"] == primary and r["value"] is not None and r["base"] is not None), None)
     return {
         "name": recipe.name,
         "recipe": recipe.model_dump(mode="json"),
@@ -233,7 +238,9 @@ def gather(
         "prompt": PROMPT_TINY if recipe.base.builtin else PROMPT_HUB,
         "eval_command": eval_command(recipe.name, ev),
         "lm_eval_commands": lm_eval_commands(recipe, ev),
-        "serving": serving_memory(recipe, build, Layout(workdir, recipe.name).model),
-        "intended_use": INTENDED[kind := method_class(recipe)],
+        "serving": memory,
+        "served": serving,  # which runtimes zoo bench proved for this build; None: not checked
+        "axes": axes(bench, quality),
+        "intended_use": intended_use(kind := method_class(recipe), serving),
         "method_class": kind,
     }

@@ -210,7 +210,7 @@ def _inputs_sha(recipe: Recipe, catalog: list[Recipe], workdir: Path, template: 
         layout = Layout(workdir, r.name)
         # a sibling's push.json decides its link; this variant's own does not enter its card (no link to
         # itself), so pushing it never makes its card stale
-        files = (layout.build_json, layout.eval_json) + ((layout.push_json,) if r.name != recipe.name else ())
+        files = (layout.build_json, layout.eval_json) + ((layout.push_json,) if r.name != recipe.name else (layout.bench_json,))
         for p in files:
             h.update(p.name.encode() + (p.read_bytes() if p.is_file() else b"-"))
     for p in sorted(template.parent.glob("*.j2")):

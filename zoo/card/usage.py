@@ -6,6 +6,10 @@ sequence, from the checkpoint's own config (layers, KV heads, head size); activa
 framework's own memory come on top and are left out, as the text says.
 Intended use follows the method's class: weight-only integer kernels, W8A8, research checkpoints of
 the 1-2 bit methods (stored dequantized in 16-bit), and LoRA adapters on an NF4 base.
+
+Which runtimes a card offers comes only from ``bench.json`` (``zoo bench``) of this very build: a runtime's
+snippet appears when it served the build, with the device kind it served it on; a runtime that refused
+is named with its own reason; without the record the card says the check has not run.
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord
+from zoo.records import BenchRecord, BuildRecord, RuntimeCheck
+from zoo.untrusted import markdown
 
 KV_CONTEXT = 8192
 
 INTENDED = {
     "weight-only": (
-        "Serving with less accelerator memory than the 16-bit base: integer weights with 16-bit activations, run "
-        "by vLLM's and transformers' kernels. Check the evaluation above on your own tasks before replacing the "
-        "base; low bit widths lose more on reasoning and long-context tasks than perplexity shows."
+        "Serving with less accelerator memory than the 16-bit base: integer weights with 16-bit activations. Check "
+        "the evaluation above on your own tasks before replacing the base; low bit widths lose more on reasoning and "
+        "long-context tasks than perplexity shows."
     ),
     "w8a8": (
         "Serving where 8-bit (or lower) activation kernels are available; integer activations make the "
@@ -85,3 +90,99 @@ def serving_memory(recipe: Recipe, build: BuildRecord | None, model_dir: Path) -
         "total_text": size_text(weights + (kv or 0)),
         "context": context,
     }
+
+
+RUNTIME_TITLE = {"transformers": "transformers", "vllm": "vLLM"}
+
+
+def _where(c: RuntimeCheck) -> str:
+    name = f"{RUNTIME_TITLE.get(c.runtime, c.runtime)} {c.version or ''}".strip()
+    return f"{name} on {'GPU' if c.device == 'cuda' else 'CPU'}"
+
+
+def vllm_command(repo_id: str, device: str, context: int) -> str:
+    """The command that starts vLLM's OpenAI-compatible server: the CPU package has no working ``vllm serve``."""
+    if device == "cuda":
+        return f"vllm serve {repo_id} --max-model-len {context}"
+    return f"python -m vllm.entrypoints.openai.api_server --model {repo_id} --max-model-len {context}"
+
+
+def served(bench: BenchRecord | None, repo_id: str, context: int) -> dict[str, Any] | None:
+    """What the card may say about runtimes, from this build's bench.json; None when it has not run."""
+    if bench is None:
+        return None
+    ok = [c for c in bench.runtimes if c.serves]
+    vllm = next((c for c in ok if c.runtime == "vllm"), None)
+    return {
+        "scheme": bench.scheme,
+        "tolerance": f"{bench.tolerance:.0%}",
+        "tokens": bench.logprob_tokens,
+        "passed": [
+            {"runtime": RUNTIME_TITLE.get(c.runtime, c.runtime), "where": _where(c), "device": c.device,
+             "diff": None if c.ppl_rel_diff is None else f"{c.ppl_rel_diff:.2%}"}
+            for c in ok
+        ],  # fmt: skip
+        "refused": [
+            {"runtime": RUNTIME_TITLE.get(c.runtime, c.runtime), "where": _where(c), "status": c.status,
+             "reason": markdown(c.reason or "no reason given", 500)}
+            for c in bench.runtimes if not c.serves
+        ],  # fmt: skip
+        "vllm": {"where": _where(vllm), "device": vllm.device, "command": vllm_command(repo_id, vllm.device, context)}
+        if vllm
+        else None,
+        "vllm_checked": any(c.runtime == "vllm" for c in bench.runtimes),
+        "transformers": any(c.runtime == "transformers" for c in ok),
+    }
+
+
+def intended_use(kind: str, serving: dict[str, Any] | None) -> str:
+    """The class's text plus the runtimes proven for this build (none claimed before ``zoo bench`` ran)."""
+    text = INTENDED[kind]
+    if serving is None:
+        return f"{text} Which serving runtimes run this build has not been checked (`zoo bench` has not run for it)."
+    passed = ", ".join(p["where"] for p in serving["passed"]) or "none"
+    refused = ", ".join(r["where"] for r in serving["refused"])
+    return f"{text} Served in `zoo bench`'s check by: {passed}" + (f"; not by: {refused}." if refused else ".")
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}x" if value is not None and base else "n/a"
+
+
+def axes(bench: BenchRecord | None, quality: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The study's three axes side by side, each with its ratio to the 16-bit base measured the same way:
+    quality from eval.json (``quality``: label, base, value), memory and speed per runtime from bench.json."""
+    if bench is None:
+        return None
+    from zoo.card.common import fmt
+    from zoo.workdir import size_text
+
+    rows: list[dict[str, str]] = []
+    if quality:
+        rows.append({"axis": "Quality", "measure": quality["label"], "runtime": "transformers (`zoo eval`)",
+                     "base": fmt(quality["base"]), "value": fmt(quality["value"]),
+                     "ratio": _ratio(quality["value"], quality["base"])})  # fmt: skip
+    devices = set()
+    for c in bench.runtimes:
+        v, b = c.speed.get("variant"), c.speed.get("base")
+        if v is None or b is None:
+            continue
+        devices.add((c.device, c.device_name))
+        where = _where(c)
+        if v.peak_memory_bytes and b.peak_memory_bytes:
+            kind = "peak accelerator memory" if v.memory.startswith("accelerator") else "peak host memory (RSS)"
+            mb, mv = b.peak_memory_bytes, v.peak_memory_bytes
+            rows.append({"axis": "Memory", "measure": kind, "runtime": where, "base": size_text(mb), "value": size_text(mv),
+                         "ratio": _ratio(mv, mb)})  # fmt: skip
+        for label, key in (
+            (f"prefill tokens/s ({v.prompt_tokens}-token prompt)", "prefill_tokens_per_s"),
+            ("decode tokens/s, batch 1", "decode_tokens_per_s_b1"),
+            (f"decode tokens/s, batch {v.batch}", "decode_tokens_per_s_batch"),
+            ("time to first token (s)", "ttft_s"),
+        ):
+            x, y = getattr(v, key), getattr(b, key)
+            rows.append({"axis": "Speed", "measure": label, "runtime": where, "base": fmt(y), "value": fmt(x),
+                         "ratio": _ratio(x, y)})  # fmt: skip
+    cpu = sorted(markdown(name, 120) for device, name in devices if device != "cuda")
+    gpu = sorted(markdown(name, 120) for device, name in devices if device == "cuda")
+    return {"rows": rows, "cpu": cpu, "gpu": gpu, "measured": any(r["axis"] != "Quality" for r in rows)}

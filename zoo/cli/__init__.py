@@ -243,4 +243,5 @@ def main() -> None:
 
 
 from zoo.cli import catalog, publish, rehearse, site, stages  # noqa: E402,F401  (registers the commands)
+from zoo.cli import serving  # noqa: E402,F401  (zoo bench)
 from zoo.cli import packed  # noqa: E402,F401  (zoo unpack)

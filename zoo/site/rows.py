@@ -16,7 +16,7 @@ from zoo.card.siblings import _series, measured, repo_url
 from zoo.card.usage import serving_memory
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
-from zoo.records import PushRecord
+from zoo.records import BenchRecord, PushRecord
 from zoo.workdir import Layout, size_text
 
 ACC = "zero_shot_avg/acc"
@@ -71,6 +71,7 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
     status = "evaluated" if ev else "built" if build else "not built"
     limited = bool(ev and ev.limit)
     url = repo_url(pushed)
+    bench = BenchRecord.current(layout) if build is not None else None
     return {
         "name": recipe.name,
         "method": METHODS.get(recipe.method).title,
@@ -104,6 +105,33 @@ def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
         "limited": limited,
         "repo_id": pushed.repo_id if pushed else recipe.repo_id,
         "url": url,
+        **_bench_cells(bench),
+    }
+
+
+def _bench_cells(bench: BenchRecord | None) -> dict[str, Any]:
+    """zoo bench's columns: runtimes that served this build, and the speed and memory ratios to the 16-bit base
+    (vLLM's when it serves the build, else transformers'; the runtime and device are named in the cell)."""
+    if bench is None:
+        return {"runtimes_text": "not checked", "decode_ratio": None, "decode_ratio_text": "", "memory_ratio": None,
+                "memory_ratio_text": ""}  # fmt: skip
+    ok = [c for c in bench.runtimes if c.serves]
+    names = ", ".join(f"{'vLLM' if c.runtime == 'vllm' else c.runtime} ({c.device})" for c in ok) or "none"
+    timed = sorted((c for c in ok if "variant" in c.speed and "base" in c.speed), key=lambda c: c.runtime != "vllm")
+    decode = memory = None
+    where = ""
+    if timed:
+        c, v, b = timed[0], timed[0].speed["variant"], timed[0].speed["base"]
+        where = f" ({'vLLM' if c.runtime == 'vllm' else c.runtime}, {c.device})"
+        decode = v.decode_tokens_per_s_b1 / b.decode_tokens_per_s_b1 if b.decode_tokens_per_s_b1 else None
+        if v.peak_memory_bytes and b.peak_memory_bytes:
+            memory = v.peak_memory_bytes / b.peak_memory_bytes
+    return {
+        "runtimes_text": names,
+        "decode_ratio": decode,
+        "decode_ratio_text": f"{decode:.2f}x{where}" if decode is not None else "",
+        "memory_ratio": memory,
+        "memory_ratio_text": f"{memory:.2f}x{where}" if memory is not None else "",
     }
 
 
