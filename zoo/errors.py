@@ -124,6 +124,13 @@ class BusyError(ZooError):
     meaning = "another zoo process holds this recipe (`--wait` waits for it)"
 
 
+class DoesNotFitError(ZooError):
+    """A stage needs more accelerator, host or disk memory than the machine has, even offloaded."""
+
+    exit_code = 13
+    meaning = "a stage does not fit the machine (`zoo plan` names the smallest runner that would)"
+
+
 INTERRUPTED = (
     "130 / 143",
     "interrupted by Ctrl-C / terminated by SIGTERM (what CI sends on cancel): nothing half-written is kept; run "

@@ -243,5 +243,6 @@ def main() -> None:
 
 
 from zoo.cli import catalog, publish, rehearse, site, stages  # noqa: E402,F401  (registers the commands)
+from zoo.cli import plan  # noqa: E402,F401  (zoo plan, zoo baseline)
 from zoo.cli import serving  # noqa: E402,F401  (zoo bench)
 from zoo.cli import packed  # noqa: E402,F401  (zoo unpack)

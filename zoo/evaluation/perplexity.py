@@ -58,7 +58,8 @@ def perplexity(
             x = torch.tensor(chunks[start : start + step], device=device)
             logits = model(input_ids=x).logits
             for row in range(x.shape[0]):
-                loss = F.cross_entropy(logits[row, :-1].float(), x[row, 1:], reduction="mean")
+                # under a device map the logits come out on the last layer's device, not the input's
+                loss = F.cross_entropy(logits[row, :-1].float(), x[row, 1:].to(logits.device), reduction="mean")
                 total += float(loss) * seqlen
             del logits
             if progress:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -76,17 +77,15 @@ def measure(
     batch_size: int,
     backend: str = "hf",
     samples_to: Path | None = None,
+    host_memory: int | None = None,
+    offload_dir: Path | None = None,
 ) -> Measurement:
     """Every metric of the recipe's suite on the model in ``model_dir``; lm-eval's per-item outputs go to
-    ``samples_to`` when given (their sha256 in ``details["samples_sha256"]``)."""
+    ``samples_to`` when given (their sha256 in ``details["samples_sha256"]``). The model is placed by
+    ``load`` (``host_memory``: bytes of host RAM for weights, the rest in ``offload_dir``, removed after)
+    and freed before this returns."""
     import torch
     import transformers
-
-    from zoo.data import DATASETS
-    from zoo.data.calibration import token_ids
-    from zoo.data.text import load_text
-    from zoo.evaluation.perplexity import C4_WINDOWS, perplexity
-    from zoo.progress import reporter
 
     start = time.time()
     family = FAMILIES.get(recipe.family)
@@ -99,8 +98,101 @@ def measure(
 
         model = load_adapter(model_dir, resolve(recipe, recipe_dir).path, device, dtype).base_model.model
     else:
-        auto = getattr(transformers, family.auto_class)
-        model = auto.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
+        model = load(getattr(transformers, family.auto_class), model_dir, dtype, device, host_memory, offload_dir)
+    held = {"model": model}  # the one reference, so _measure can drop the model before another engine loads
+    del model
+    try:
+        return _measure(held, model_dir, recipe, recipe_dir, device, limit, batch_size, backend, samples_to, start, dtype)
+    finally:
+        held.clear()
+        free()
+        if offload_dir is not None:
+            shutil.rmtree(offload_dir, ignore_errors=True)
+
+
+def free() -> None:
+    """Give a model's memory back before the next engine (the other model, vLLM, lmms-eval) loads its own."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def load(auto: Any, model_dir: Path, dtype: Any, device: str, host_memory: int | None, offload_dir: Path | None) -> Any:
+    """The model on one device; over every visible GPU when there are several (accelerate's
+    ``device_map="auto"``, each GPU's free memory less a tenth for the eval's activations); past
+    ``host_memory`` bytes of host RAM, on disk in ``offload_dir``."""
+    import torch
+
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    if host_memory is None and gpus <= 1:
+        return auto.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False).to(device).eval()
+    max_memory: dict[int | str, int] = {i: int(torch.cuda.mem_get_info(i)[0] * 0.9) for i in range(gpus)}
+    kwargs: dict[str, Any] = {}
+    if host_memory is not None:
+        max_memory["cpu"] = host_memory
+        if offload_dir is None:
+            raise ValueError("a host-memory cap needs an offload folder")
+        offload_dir.mkdir(parents=True, exist_ok=True)
+        kwargs["offload_folder"] = str(offload_dir)
+    else:
+        import psutil
+
+        max_memory["cpu"] = int(psutil.virtual_memory().available * 0.9)
+    kwargs.update(device_map="auto", max_memory=max_memory)
+    model = auto.from_pretrained(model_dir, dtype=dtype, trust_remote_code=False, **kwargs)
+    log.info("%s placed over %s", model_dir.name, sorted({str(v) for v in getattr(model, "hf_device_map", {}).values()}))
+    return model.eval()
+
+
+def refuse_packed_offload(model_dir: Path) -> None:
+    """compressed-tensors 0.19 cannot read its packed weights back from accelerate's disk offload (they return
+    as int8 and decompression aborts), so a capped eval of such a checkpoint stops before any measuring."""
+    from zoo.workdir import read_json
+
+    config = read_json(model_dir / "config.json") or {}
+    q = config.get("quantization_config")
+    if isinstance(q, dict) and q.get("quant_method") == "compressed-tensors" and q.get("format") != "dense":
+        raise UsageError(
+            f"{model_dir.parent.name}'s checkpoint is packed by compressed-tensors, which cannot be offloaded to disk "
+            "(--host-memory); fix: evaluate it on GPUs that hold it (zoo plan names them) or without --host-memory"
+        )
+
+
+def input_device(model: Any, device: str) -> str:
+    """Where a batch goes in: the first module's device under a device map (accelerate's hooks move it
+    on from there), else the one device."""
+    placed = getattr(model, "hf_device_map", None)
+    if not placed:
+        return device
+    first = next(iter(placed.values()))
+    return f"cuda:{first}" if isinstance(first, int) else "cpu" if first == "disk" else str(first)
+
+
+def _measure(
+    held: dict[str, Any],
+    model_dir: Path,
+    recipe: Recipe,
+    recipe_dir: Path,
+    device: str,
+    limit: int | None,
+    batch_size: int,
+    backend: str,
+    samples_to: Path | None,
+    start: float,
+    dtype: Any,
+) -> Measurement:
+    import transformers
+
+    from zoo.data import DATASETS
+    from zoo.data.calibration import token_ids
+    from zoo.data.text import load_text
+    from zoo.evaluation.perplexity import C4_WINDOWS, perplexity
+    from zoo.progress import reporter
+
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {"perplexity": {}}
@@ -111,7 +203,8 @@ def measure(
         cap = C4_WINDOWS if name == "c4" else None
         if limit is not None:
             cap = min(cap or limit, limit)
-        ppl = perplexity(model, ids, seqlen, device, cap, reporter(f"{model_dir.parent.name} ppl {name}"), batch_size)
+        where = input_device(held["model"], device)
+        ppl = perplexity(held["model"], ids, seqlen, where, cap, reporter(f"{model_dir.parent.name} ppl {name}"), batch_size)
         metrics[f"ppl/{name}"] = ppl.value
         entry: dict[str, Any] = {
             "windows": ppl.windows,
@@ -128,7 +221,11 @@ def measure(
     if text_tasks:
         from zoo.evaluation.harness import evaluate
 
-        res = evaluate(model, tokenizer, text_tasks, _task_data(recipe, recipe_dir), limit, batch_size, backend, model_dir)
+        if backend == "vllm":  # vLLM loads the checkpoint itself: the HF model's memory goes first
+            held["model"] = None
+            free()
+        data = _task_data(recipe, recipe_dir)
+        res = evaluate(held["model"], tokenizer, text_tasks, data, limit, batch_size, backend, model_dir)
         metrics.update(res["metrics"])
         details["tasks"] = res["tasks"]
         if samples_to is not None and res["samples"]:
@@ -137,6 +234,9 @@ def measure(
             details["samples_sha256"] = write_samples(samples_to, res["samples"])
     if vision_tasks:
         from zoo.evaluation.vision import evaluate as evaluate_vision
+
+        held["model"] = None  # lmms-eval loads the checkpoint itself
+        free()
 
         res = evaluate_vision(model_dir, vision_tasks, limit, batch_size, device)
         metrics.update(res["metrics"])
@@ -150,7 +250,8 @@ def measure(
     )
 
 
-def _base_key(recipe: Recipe) -> str:
+def base_key(recipe: Recipe) -> str:
+    """The folder name of a base's cached baselines."""
     b = recipe.base
     raw = b.builtin or (f"{b.repo_id}@{b.revision}" if b.repo_id else f"path-{b.path}")
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", raw)
@@ -165,18 +266,19 @@ def baseline(
     batch_size: int,
     force: bool,
     backend: str = "hf",
+    host_memory: int | None = None,
 ) -> BaselineRecord:
     from zoo.build.load import resolve
 
-    key = _sha(suite(recipe, limit, batch_size, backend))[:16]
-    path = Layout(workdir, recipe.name).baselines / _base_key(recipe) / f"{key}.json"
+    path = _baseline_path(recipe, workdir, limit, batch_size, backend)
     cached = None if force else BaselineRecord.read_from(path)
     if cached:
         log.info("%s: 16-bit baseline from %s", recipe.name, path)
         return cached
     log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
     source = resolve(recipe, recipe_dir)
-    measured = measure(source.path, recipe, recipe_dir, device, limit, batch_size, backend)
+    offload = Layout(workdir, recipe.name).offload if host_memory is not None else None
+    measured = measure(source.path, recipe, recipe_dir, device, limit, batch_size, backend, None, host_memory, offload)
     result = BaselineRecord(base=source.identity, **measured.model_dump())
     result.write_to(path)
     return result
@@ -213,11 +315,42 @@ def evaluate(
     allow_regression: bool = False,
     backend: str = "hf",
     wait: bool = False,
+    host_memory: int | None = None,
 ) -> EvalResult:
-    """Measure the build and its base into eval.json (atomic), holding the recipe's lock throughout."""
+    """Measure the build and its base into eval.json (atomic), holding the recipe's lock throughout.
+    ``host_memory``: bytes of host RAM for each model's weights; the rest is offloaded to disk inside the
+    recipe's folder (removed after). Placement never changes a number, so it is not part of the suite."""
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "eval", wait):
-        return _evaluate(recipe, layout, recipe_dir, device, limit, batch_size, force, allow_regression, backend)
+        return _evaluate(recipe, layout, recipe_dir, device, limit, batch_size, force, allow_regression, backend, host_memory)
+
+
+def measure_baselines(
+    recipes: list[Recipe],
+    workdir: Path,
+    recipe_dir: Path,
+    device: str = "auto",
+    limit: int | None = None,
+    batch_size: int = 1,
+    backend: str = "hf",
+    host_memory: int | None = None,
+    wait: bool = False,
+) -> dict[str, Path]:
+    """Each recipe's 16-bit baseline into the cache ``zoo eval`` reads (measured once per base and suite),
+    so a release measures a base before its variants, not once per variant. Returns where each is."""
+    dev = _device(device)
+    out: dict[str, Path] = {}
+    for recipe in recipes:
+        layout = Layout(workdir, recipe.name)
+        with stage_lock(layout, "eval", wait):
+            baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, False, backend, host_memory)
+        out[recipe.name] = _baseline_path(recipe, workdir, limit, batch_size, backend)
+    return out
+
+
+def _baseline_path(recipe: Recipe, workdir: Path, limit: int | None, batch_size: int, backend: str) -> Path:
+    key = _sha(suite(recipe, limit, batch_size, backend))[:16]
+    return Layout(workdir, recipe.name).baselines / base_key(recipe) / f"{key}.json"
 
 
 def _evaluate(
@@ -230,6 +363,7 @@ def _evaluate(
     force: bool,
     allow_regression: bool,
     backend: str,
+    host_memory: int | None = None,
 ) -> EvalResult:
     workdir, folder, build_json = layout.workdir, layout.folder, layout.build_json
     vision = [t for t in recipe.eval.tasks if TASKS[t].harness == "lmms-eval"]
@@ -247,6 +381,8 @@ def _evaluate(
     if backend == "vllm" and recipe.format == "adapter":
         raise UsageError(f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf")
     check_backend(backend)
+    if host_memory is not None:
+        refuse_packed_offload(layout.model)
     spec = suite(recipe, limit, batch_size, backend)
     out = layout.eval_json
     done = None if force else EvalRecord.read(layout)
@@ -258,9 +394,10 @@ def _evaluate(
         record = done
         status = "skipped"
     else:
-        base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force, backend)
+        base = baseline(recipe, workdir, recipe_dir, dev, limit, batch_size, force, backend, host_memory)
+        offload = layout.offload if host_memory is not None else None
         try:
-            result = measure(layout.model, recipe, recipe_dir, dev, limit, batch_size, backend, fresh)
+            result = measure(layout.model, recipe, recipe_dir, dev, limit, batch_size, backend, fresh, host_memory, offload)
         except BaseException:
             fresh.unlink(missing_ok=True)
             raise

@@ -1,4 +1,8 @@
-"""``zoo matrix``: the recipe list as a GitHub Actions matrix, with runner labels by memory need.
+"""``zoo matrix``: the recipe list as a GitHub Actions matrix, with runner labels from ``zoo plan``.
+
+Each row's ``runner`` is the smallest runner class on which every stage of the recipe's release fits
+(``zoo.plan``, from the base's config), ``host_memory`` the ``--host-memory`` its build needs there (empty
+when none), and ``base`` / ``baseline_runner`` let the workflow measure each base once before its variants.
 
 ``changed_since`` keeps recipes whose file, or any file they inherit from, differs from that git
 ref (committed or not), so a change to ``recipes/_base/llama3.yaml`` re-releases every LLaMA-3 variant.
@@ -9,19 +13,41 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zoo.errors import UsageError, ZooError
+from zoo.errors import DoesNotFitError, UsageError, ZooError
+
+if TYPE_CHECKING:
+    from zoo.plan import Machine
+    from zoo.recipe import Recipe
 
 
-def runner(parameters_b: float) -> list[str]:
-    """Labels of the self-hosted runner class that fits: host RAM for the bf16 weights (or disk
-    offload past it), one decoder layer on the GPU."""
-    if parameters_b < 1:
-        return ["ubuntu-latest"]
-    if parameters_b <= 16:
-        return ["self-hosted", "linux", "gpu", "gpu-24gb"]
-    return ["self-hosted", "linux", "gpu", "gpu-80gb", "ram-128gb"]
+def row(recipe: Recipe, root: Path) -> dict[str, Any]:
+    """One matrix row: the recipe, its runner's labels and the flags its stages need there."""
+    from zoo.evaluation.run import base_key
+    from zoo.plan import RUNNERS, placements, runner_for, shape
+
+    s = shape(recipe, root)
+    r = runner_for(recipe, s)
+    if r is None:
+        raise DoesNotFitError(
+            f"{recipe.name}: no runner class holds every stage of its release; fix: `zoo plan {recipe.name}` shows each need"
+        )
+    first = placements(recipe, s, r.machine, release=True)[0]
+    flags = dict(zip(first.flags[::2], first.flags[1::2], strict=True))
+
+    def baseline_fits(machine: Machine) -> bool:
+        return all(p.fits for p in placements(recipe, s, machine, release=True) if p.stage == "baseline")
+
+    baseline = next(x for x in RUNNERS if baseline_fits(x.machine))
+    return {
+        "recipe": recipe.name,
+        "runner": list(r.labels),
+        "memory_gb": round(recipe.base.parameters * 2, 1),
+        "host_memory": flags.get("--host-memory", ""),
+        "base": base_key(recipe),
+        "baseline_runner": list(baseline.labels),
+    }
 
 
 def resolve_ref(ref: str, root: Path) -> str:
@@ -78,10 +104,4 @@ def matrix(
     if changed_since is not None:
         changed = changed_files(changed_since, root)
         rows = [r for r in rows if inherited_files(find(r.name, root)) & changed]
-    include = []
-    for r in rows:
-        recipe = load(r.name, root)
-        include.append(
-            {"recipe": r.name, "runner": runner(recipe.base.parameters), "memory_gb": round(recipe.base.parameters * 2, 1)}
-        )
-    return {"include": include}
+    return {"include": [row(load(r.name, root), root) for r in rows]}

@@ -36,8 +36,12 @@ def release_one(
     dry_run: bool,
     wait: bool = False,
     signer: Signer | None = None,
+    host_memory: int | None = None,
+    backend: str = "hf",
+    batch_size: int = 1,
 ) -> ReleaseOutcome:
-    """One recipe's four stages under one hold of its lock, so no other zoo process runs a stage between them."""
+    """One recipe's four stages under one hold of its lock, so no other zoo process runs a stage between them.
+    ``host_memory`` (bytes), ``backend`` and ``batch_size`` reach the build and the eval as their own options."""
     from zoo.build import build
     from zoo.card import render
     from zoo.catalog import load, siblings
@@ -52,9 +56,10 @@ def release_one(
         recipe = load(name, root)
         with stage_lock(Layout(workdir, recipe.name), "release", wait):
             stage = "build"
-            stages[stage] = build(recipe, workdir, root, device).status
+            stages[stage] = build(recipe, workdir, root, device, host_memory=host_memory).status
             stage = "eval"
-            stages[stage] = evaluate(recipe, workdir, root, device, limit).status
+            result_eval = evaluate(recipe, workdir, root, device, limit, batch_size, backend=backend, host_memory=host_memory)
+            stages[stage] = result_eval.status
             stage = "card"
             catalog = siblings(root)
             stages[stage] = render(recipe, catalog, workdir).status
@@ -83,5 +88,10 @@ def release(
     dry_run: bool = False,
     wait: bool = False,
     signer: Signer | None = None,
+    host_memory: int | None = None,
+    backend: str = "hf",
+    batch_size: int = 1,
 ) -> list[ReleaseOutcome]:
-    return [release_one(n, root, workdir, device, limit, dry_run, wait, signer) for n in names]
+    return [
+        release_one(n, root, workdir, device, limit, dry_run, wait, signer, host_memory, backend, batch_size) for n in names
+    ]
