@@ -276,3 +276,19 @@ def test_the_serving_check_on_cuda(built, workdir: Path) -> None:  # noqa: ANN00
             vl = record.runtimes[1]
             assert vl.device == "cuda" and vl.status in ("serves", "refused"), (name, vl)
             print(name, vl.status, vl.reason or f"{vl.ppl_rel_diff:.3%}")
+
+
+def test_zoo_bench_prints_one_json_line_and_an_error_as_json(rtn4: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli import cli
+
+    monkeypatch.delenv("ZOO_VLLM_PYTHON", raising=False)
+    args = ["bench", rtn4, "--recipes", str(RECIPES), "--workdir", str(workdir), "--no-speed", "--json"]
+    res = CliRunner().invoke(cli, args)
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["name"] == rtn4 and doc["status"] in ("benchmarked", "skipped"), res.output
+    assert [r["runtime"] for r in doc["record"]["runtimes"]] == ["transformers"]
+    assert Layout(workdir, rtn4).bench_json.is_file()
+    res = CliRunner().invoke(cli, ["bench", "tiny-llama3-rtn-4bit-nope", "--recipes", str(RECIPES), "--json"])
+    assert res.exit_code == 2 and {"error", "fix", "exit"} <= set(json.loads(res.stdout))
