@@ -21,7 +21,7 @@ PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_./-]+)?@[0-9a-f]
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 TAG_COMMENT = re.compile(r"^\s+#\s+v\d+(\.\d+)*\s*$")
 WRITE_SECRETS = re.compile(r"secrets\s*(\.\s*(HF_TOKEN|ZOO_SIGNING_KEY)\b|\[\s*['\"](HF_TOKEN|ZOO_SIGNING_KEY)['\"])")
-RUNS_MODEL_CODE = re.compile(r"\bzoo\s+(build|eval|release|rehearse)\b|bench/rehearse\.py")
+RUNS_MODEL_CODE = re.compile(r"\bzoo\s+(build|eval|release|rehearse|baseline)\b|bench/rehearse\.py")
 PIP_INSTALL = re.compile(r"\bpip\s+install\b[^\n]*")
 
 

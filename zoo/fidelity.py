@@ -93,7 +93,8 @@ FIDELITY: dict[str, str | dict[str, str]] = {
         "searched over 201 candidates around the block median for the largest NF4 code entropy, stored as 8-bit "
         "codes per 256 blocks, and IEC's parameter-free elastic connection in the adapters. On a seeded "
         "heavy-tailed weight every block reaches their code entropy exactly (their offset bit for bit in about "
-        "2000 of 2048 blocks, the rest exact entropy ties that summation order breaks), and its IEC output equals theirs (tests/test_parity_irqlora.py). One choice is zoo's: it quantizes "
+        "2000 of 2048 blocks, the rest exact entropy ties that summation order breaks), and its IEC output "
+        "equals theirs (tests/test_parity_irqlora.py). One choice is zoo's: it quantizes "
         "around the stored 8-bit offset, not the exact one, so a loader rebuilds the same codes (reconstruction "
         "error 0.05% apart). Not implemented: their integer-quantizer variant."
     ),

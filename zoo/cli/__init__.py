@@ -195,6 +195,16 @@ JSON_HELP = "One JSON document on stdout instead of text; an error too ({error, 
 json_option = click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 
 
+host_memory_option = click.option(
+    "--host-memory", type=click.FloatRange(min=0, min_open=True), help="GB of host RAM for weights; the rest spills to disk."
+)
+
+
+def gigabytes(value: float | None) -> int | None:
+    """``--host-memory`` in bytes (None: no cap)."""
+    return int(value * 1e9) if value else None
+
+
 wait_option = click.option(
     "--wait", is_flag=True, help="If another zoo process holds this recipe, wait for it instead of exiting 12."
 )
@@ -242,7 +252,5 @@ def main() -> None:
     cli.main(prog_name="zoo")
 
 
-from zoo.cli import catalog, publish, rehearse, site, stages  # noqa: E402,F401  (registers the commands)
-from zoo.cli import plan  # noqa: E402,F401  (zoo plan, zoo baseline)
-from zoo.cli import serving  # noqa: E402,F401  (zoo bench)
-from zoo.cli import packed  # noqa: E402,F401  (zoo unpack)
+# registers the commands (plan: zoo plan and zoo baseline; serving: zoo bench; packed: zoo unpack)
+from zoo.cli import catalog, packed, plan, publish, rehearse, serving, site, stages  # noqa: E402,F401

@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING
 import click
 
 from zoo.cli import (
+    Choice,
     catalog_root,
     cli,
     device_option,
     emit,
     errors,
     from_env,
+    gigabytes,
+    host_memory_option,
     json_option,
     named,
     require,
@@ -119,6 +122,17 @@ def push_cmd(
     is_flag=True,
     help="Accept a newest release that is older than one this user verified from the repo before (a warning, not exit 10).",
 )
+@click.option(
+    "--unpack",
+    is_flag=True,
+    help="A packed release: also write its standard 16-bit checkpoint, to <local-dir>/unpacked, checked against the "
+    "manifest's sha256 of it (exit 10, nothing kept, on a mismatch).",
+)
+@click.option(
+    "--unpack-to",
+    type=click.Path(path_type=Path),
+    help="With a packed release: write the 16-bit checkpoint into this new or empty folder instead (implies --unpack).",
+)
 @json_option
 @click.pass_context
 @errors
@@ -131,6 +145,8 @@ def pull_cmd(
     verify_with: str | None,
     oidc_issuer: str | None,
     allow_older: bool,
+    unpack: bool,
+    unpack_to: Path | None,
     as_json: bool,
 ) -> None:
     """Download NAME (a recipe name or owner/repo) and verify every file against the release manifest."""
@@ -142,7 +158,7 @@ def pull_cmd(
         root: Path | None = recipes_dir(ctx.obj.get("recipes"))
     except ZooError:
         root = None  # users without a checkout pull by repo id
-    r = pull(name, root, revision, local_dir, force, verify_with, oidc_issuer, allow_older)
+    r = pull(name, root, revision, local_dir, force, verify_with, oidc_issuer, allow_older, unpack, unpack_to)
     if as_json:
         click.echo(to_json(r))
         return
@@ -160,6 +176,13 @@ def pull_cmd(
             f"release (from the manifest{', signed' if r.signed_by else ''}): recipe {plain(w.name)} "
             f"(sha256 {plain(w.recipe_sha256[:12])}) for {plain(w.repo_id)}, built {plain(w.built)}"
         )
+    if r.unpacked is not None:
+        click.echo(
+            f"unpacked: the 16-bit checkpoint in {plain(r.unpacked)}; its tensors' sha256 is the manifest's"
+            + (" (signed)" if r.signed_by else "")
+        )
+    elif r.packed:
+        click.echo("packed checkpoint: load it after `import zoo.packed`, or pull with --unpack for the 16-bit one")
     if r.provenance:  # as the publisher wrote it: integrity is proven above, the publisher's identity is not
         p = {k: plain(v, 80) for k, v in r.provenance.items()}
         click.echo(
@@ -169,12 +192,18 @@ def pull_cmd(
         )
 
 
+RELEASE_STAGES = ("build", "eval", "bench", "card", "push", "collection")
+
+
 @cli.command("release")
 @click.argument("names", nargs=-1, required=True)
 @workdir_option
 @device_option
 @click.option("--limit", type=click.IntRange(min=1), help="Quick evaluation: at most N items per task (recorded in the card).")
 @click.option("--dry-run", is_flag=True, help="Build, evaluate and card, but only list what push would upload (needs no token).")
+@host_memory_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="Eval items per forward pass.")
+@click.option("--backend", type=Choice(["hf", "vllm"]), default="hf", show_default=True, help="lm-eval model backend.")
 @sign_key_option
 @sigstore_option
 @wait_option
@@ -188,19 +217,24 @@ def release_cmd(
     device: str,
     limit: int | None,
     dry_run: bool,
+    host_memory: float | None,
+    batch_size: int,
+    backend: str,
     sign_key: Path | None,
     sigstore: bool,
     wait: bool,
     as_json: bool,
 ) -> None:
-    """build -> eval -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
+    """build -> eval -> bench -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
     require("release", "build", "eval")
     from zoo.publish.release import release
 
     signer = signer_for(sign_key, sigstore)
-    outcomes = release(list(names), catalog_root(ctx), resolve_workdir(workdir), device, limit, dry_run, wait, signer)
+    root, work = catalog_root(ctx), resolve_workdir(workdir)
+    memory = gigabytes(host_memory)  # the build's cap (the eval of a packed checkpoint cannot spill to disk)
+    outcomes = release(list(names), root, work, device, limit, dry_run, wait, signer, memory, backend, batch_size)
     rows = [
-        {"recipe": o.name, **{s: o.stages.get(s, "") for s in ("build", "eval", "card", "push", "collection")}, "error": o.error}
+        {"recipe": o.name, **{s: o.stages.get(s, "") for s in RELEASE_STAGES}, "error": o.error}
         for o in outcomes
     ]
     emit(outcomes, lambda: table(rows))

@@ -13,6 +13,8 @@ from zoo.cli import (
     device_option,
     emit,
     errors,
+    gigabytes,
+    host_memory_option,
     json_option,
     require,
     resolve_workdir,
@@ -29,9 +31,7 @@ LINE_HELP = "One JSON summary line on stdout instead of text; an error too ({err
 @workdir_option
 @device_option
 @click.option("--force", is_flag=True, help="Rebuild even if an identical build is finished.")
-@click.option(
-    "--host-memory", type=click.FloatRange(min=0, min_open=True), help="GB of host RAM for weights; the rest spills to disk."
-)
+@host_memory_option
 @wait_option
 @click.option("--json", "as_json", is_flag=True, help=LINE_HELP)
 @click.pass_context
@@ -52,8 +52,7 @@ def build_cmd(
     from zoo.catalog import load
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)
-    memory = int(host_memory * 1e9) if host_memory else None
-    result = build(load(name, root), work, root, device, force, memory, wait)
+    result = build(load(name, root), work, root, device, force, gigabytes(host_memory), wait)
     verb = "already built" if result.status == "skipped" else f"built in {result.seconds:.1f}s"
     emit(result.to_json(), f"{result.name}: {verb}: {result.model_dir} ({result.total_bytes / 1e6:.1f} MB)", line=True)
 
@@ -67,6 +66,7 @@ def build_cmd(
 @click.option("--backend", type=Choice(["hf", "vllm"]), default="hf", show_default=True, help="lm-eval model backend.")
 @click.option("--force", is_flag=True, help="Re-measure even if eval.json is current.")
 @click.option("--allow-regression", is_flag=True, help="Exit 0 even when the recovery gate fails.")
+@host_memory_option
 @wait_option
 @click.option("--json", "as_json", is_flag=True, help=LINE_HELP)
 @click.pass_context
@@ -81,6 +81,7 @@ def eval_cmd(
     backend: str,
     force: bool,
     allow_regression: bool,
+    host_memory: float | None,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -90,7 +91,9 @@ def eval_cmd(
     from zoo.evaluation.run import evaluate
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)
-    r = evaluate(load(name, root), work, root, device, limit, batch_size, force, allow_regression, backend, wait)
+    r = evaluate(
+        load(name, root), work, root, device, limit, batch_size, force, allow_regression, backend, wait, gigabytes(host_memory)
+    )
 
     def text() -> str:
         base = json.loads(r.eval_json.read_text())["baseline"]["metrics"]

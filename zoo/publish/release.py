@@ -1,4 +1,4 @@
-"""``zoo release``: build -> eval -> card -> push for each recipe, each stage skipped when done.
+"""``zoo release``: build -> eval -> bench -> card -> push for each recipe, each stage skipped when done.
 
 One recipe's failure does not stop the others; the summary says what each did, and the caller exits
 non-zero when any failed.
@@ -48,6 +48,7 @@ def release_one(
     from zoo.evaluation.run import evaluate
     from zoo.lock import stage_lock
     from zoo.publish.push import push
+    from zoo.serving import bench
     from zoo.workdir import Layout
 
     stages: dict[str, str] = {}
@@ -61,6 +62,8 @@ def release_one(
             # the cap is the build's: compressed-tensors cannot read a packed checkpoint back from disk offload
             # (zoo.evaluation.run.refuse_packed_offload), and on the planned runner the eval needs none
             stages[stage] = evaluate(recipe, workdir, root, device, limit, batch_size, backend=backend).status
+            stage = "bench"  # before the card: it shows a runtime's snippet only where that runtime served the build
+            stages[stage] = bench(recipe, workdir, root, device).status
             stage = "card"
             catalog = siblings(root)
             stages[stage] = render(recipe, catalog, workdir).status
