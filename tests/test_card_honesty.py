@@ -126,3 +126,14 @@ def test_bitsandbytes_kernels_advice_is_dropped_unless_debugging(caplog: pytest.
         assert [r.getMessage() for r in caplog.records] == [advice]
     finally:
         zoo_logger.setLevel(old)
+
+
+@pytest.mark.parametrize(
+    ("name", "who"),
+    [("llama3-8b-gptq-4bit", "llm-compressor's implementation"), ("llama3-8b-billm-1.1bit", "the authors' algorithm (Aaronhuang-778/BiLLM")],
+)
+def test_the_implementation_row_names_who_implemented_it(name: str, who: str, tmp_path: Path) -> None:
+    recipe = load(name, RECIPES)
+    synthetic(recipe, tmp_path)
+    row = next(x for x in render(recipe, CATALOG, tmp_path).readme.read_text().splitlines() if x.startswith("| Implementation |"))
+    assert who in row and "the reference implementation" not in row, row

@@ -363,3 +363,14 @@ def test_bitsandbytes_advice_is_filtered_before_a_heavy_command_runs() -> None:
     require("eval", "build")
     filters = logging.getLogger("bitsandbytes.backends.cpu.ops").filters
     assert any(type(f).__name__ == "_NotApplicable" for f in filters)
+
+
+def test_gpu_as_a_device_points_to_cuda_not_cpu(tmp_path: Path) -> None:
+    res = run_in(tmp_path, "build", TINY, "--device", "gpu")
+    assert res.returncode == 2 and "did you mean 'cuda'?" in res.stderr, res.stderr
+
+
+def test_a_release_of_a_misspelled_recipe_is_a_usage_error_before_anything_runs(tmp_path: Path) -> None:
+    res = run_in(tmp_path, "release", "tiny-llama3-gptq-4bt", "--dry-run", "--workdir", "w")
+    assert res.returncode == 2 and "did you mean 'tiny-llama3-gptq-4bit'?" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and not (tmp_path / "w").exists()

@@ -84,7 +84,7 @@ def test_missing_or_unreadable_build_json(work: Path) -> None:
     code, err = zoo("eval", NAME, workdir=work)
     assert code == 8 and "build.json" in one_line(err) and f"zoo build {NAME} --force" in err
     code, err = zoo("eval", "tiny-llama3-rtn-3bit", workdir=work)
-    assert code == 8 and one_line(err).endswith("fix: zoo build tiny-llama3-rtn-3bit")
+    assert code == 8 and one_line(err).endswith(f"fix: zoo build tiny-llama3-rtn-3bit --workdir {work}")
 
 
 def _start(args: list[str], workdir: Path) -> subprocess.Popen[str]:

@@ -66,3 +66,16 @@ def test_a_dry_run_offline_prints_the_whole_local_plan(work: Path, dead_endpoint
     assert "not compared with" in res.stdout, res.stdout
     assert "re-run" not in res.stdout + res.stderr  # nothing failed: there is nothing to re-run
     assert ("HF_HUB_OFFLINE is set" if offline == "HF_HUB_OFFLINE" else "could not be reached") in res.stdout
+
+
+def test_a_pull_offline_offers_no_dry_run_it_does_not_have(tmp_path: Path) -> None:
+    res = zoo(tmp_path, "pull", "zoo-tiny/tiny-llama3-gptq-4bit", HF_HUB_OFFLINE="1")
+    line = error_line(res, 5)
+    assert "HF_HUB_OFFLINE is set" in line and "--dry-run" not in line, line
+
+
+def test_a_stage_on_a_workdir_of_missing_folders_leaves_none_behind(tmp_path: Path) -> None:
+    res = zoo(tmp_path, "card", NAME, "--workdir", str(tmp_path / "x" / "a" / "b"))
+    line = error_line(res, 8)
+    assert f"--workdir {tmp_path / 'x' / 'a' / 'b'}" in line, line  # the fix repeats where to build
+    assert not (tmp_path / "x").exists()

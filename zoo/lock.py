@@ -46,7 +46,8 @@ def stage_lock(layout: Layout, stage: str, wait: bool = False, poll_s: float = 1
     if key in _held:
         yield
         return
-    created = [d for d in (layout.workdir, layout.folder) if not d.exists()]
+    # every folder the lock's mkdir makes (a --workdir of missing parents: /tmp/x/a/b), outermost first
+    created = [d for d in (*reversed(layout.folder.absolute().parents), layout.folder.absolute()) if not d.exists()]
     try:
         try:
             layout.folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from zoo.errors import NotReadyError
+from zoo.workdir import DEFAULT as DEFAULT_WORKDIR
 from zoo.workdir import Layout, read_json, sha256_file, write_json
 
 SCHEMA_VERSION = 1
@@ -65,7 +66,8 @@ class Record(BaseModel):
         name, path = layout.name, cls.path(layout)
         data = read_json(path)
         if data is None and not path.exists():
-            raise NotReadyError(f"{name} is not {cls.DONE} in {layout.workdir}; fix: zoo {cls.STAGE} {name}")
+            where = "" if layout.workdir == DEFAULT_WORKDIR else f" --workdir {layout.workdir}"  # the fix builds there
+            raise NotReadyError(f"{name} is not {cls.DONE} in {layout.workdir}; fix: zoo {cls.STAGE} {name}{where}")
         record = None if data is None else cls.parse(data)
         if record is None:
             raise NotReadyError(

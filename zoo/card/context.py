@@ -23,6 +23,13 @@ from zoo.records import BenchRecord, BuildRecord, EvalRecord
 from zoo.tasks import TASKS
 from zoo.workdir import Layout
 
+# Who implements a method that zoo runs through a library (by the checkpoint format it writes).
+IMPLEMENTED_BY = {
+    "compressed-tensors": "llm-compressor's implementation, run with this recipe's settings (not the authors' code)",
+    "gptq": "gptqmodel's implementation, run with this recipe's settings (not the authors' code)",
+    "awq": "gptqmodel's implementation, run with this recipe's settings (not the authors' code)",
+    "adapter": "peft and bitsandbytes (the stack QLoRA's authors published), run with this recipe's settings",
+}
 STUDY = "Huang et al. 2024, An Empirical Study of LLaMA3 Quantization: From LLMs to MLLMs (arXiv 2404.14047)"
 # The built-in tiny bases were trained on CPython's documentation: a general-knowledge prompt would
 # only show them failing at something they were never taught.
@@ -205,7 +212,8 @@ def gather(
     rows = results_rows(ev, offline=recipe.eval.task_data is not None)
     primary = primary_metric(recipe)
     siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
-    note = fidelity(spec.name, getattr(recipe.params, "variant", None))  # the variant that built it
+    # the variant that built it; a method with no fidelity note is the library's own implementation, named
+    note = fidelity(spec.name, getattr(recipe.params, "variant", None)) or IMPLEMENTED_BY.get(recipe.format, "")
     layout = Layout(workdir, recipe.name)
     memory = serving_memory(recipe, build, layout.model)
     bench = BenchRecord.current(layout) if build else None  # of this build only; else "has not run"

@@ -51,11 +51,17 @@ def _misplaced(group: click.Group, option: str, args: Sequence[str]) -> str | No
     )
 
 
+# What people type for a choice zoo spells otherwise, where spelling alone would point elsewhere
+# (``--device gpu`` is closest to ``cpu``).
+ALIASES = {"gpu": "cuda", "nvidia": "cuda", "cuda:0": "cuda", "transformers": "hf", "huggingface": "hf"}
+
+
 class Choice(click.Choice):  # type: ignore[type-arg]
     """click's choice, with zoo's did-you-mean when the value is close to one."""
 
     def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
-        hint = did_you_mean(str(value), [str(c) for c in self.choices])
+        alias = ALIASES.get(str(value).lower())
+        hint = f"; did you mean {alias!r}?" if alias in self.choices else did_you_mean(str(value), [str(c) for c in self.choices])
         close = hint if hint.startswith("; did you mean") else ""
         return super().get_invalid_choice_message(value, ctx).rstrip(".") + close
 

@@ -231,6 +231,10 @@ def release_cmd(
 
     signer = signer_for(sign_key, sigstore)
     root, work = catalog_root(ctx), resolve_workdir(workdir)
+    from zoo.catalog import load
+
+    for n in names:  # a typo is exit 2 with the nearest name, before any recipe runs (not one failed release)
+        load(n, root)
     memory = gigabytes(host_memory)  # the build's cap (the eval of a packed checkpoint cannot spill to disk)
     outcomes = release(list(names), root, work, device, limit, dry_run, wait, signer, memory, backend, batch_size)
     rows = [

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 60.0
+DRY_RUN = "; `--dry-run` plans without the Hub"  # push and release have one; pull does not
 RETRIES_429 = 5  # tries after the first one
 MAX_WAIT_S = 120.0  # a longer Retry-After is not waited for
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
@@ -124,12 +125,10 @@ def check_path(path: object, source: str) -> str:
 
 def status_of(e: BaseException) -> int | None:
     """The HTTP status of a (possibly wrapped) Hub error."""
-    cause: BaseException | None = e
-    while cause is not None:
+    for cause in chain(e):
         status = getattr(getattr(cause, "response", None), "status_code", None)
         if isinstance(status, int):
             return status
-        cause = cause.__cause__ or cause.__context__
     return None
 
 
@@ -170,12 +169,7 @@ def timed_out(e: BaseException) -> bool:
     """Whether a (possibly wrapped) error is a request that got no answer in time."""
     import httpx
 
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, (httpx.TimeoutException, TimeoutError)):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    return any(isinstance(cause, (httpx.TimeoutException, TimeoutError)) for cause in chain(e))
 
 
 def endpoint() -> str:
@@ -220,24 +214,18 @@ def translate(e: BaseException, repo_id: str, action: str, fix: str, writing: bo
     if offline_mode(e):
         return HubError(
             f"HF_HUB_OFFLINE is set, so zoo may not contact the Hub while {action}; "
-            "fix: unset HF_HUB_OFFLINE (or set it to 0) and re-run; `--dry-run` plans without the Hub"
+            "fix: unset HF_HUB_OFFLINE (or set it to 0) and re-run" + (DRY_RUN if writing else "")
         )
     if never_connected(e):
         return HubError(
-            f"could not connect to the Hub at {endpoint()} while {action} ({type(_root(e)).__name__}); "
-            "fix: check the network and HF_ENDPOINT, then re-run; `--dry-run` plans without the Hub"
+            f"could not connect to the Hub at {endpoint()} while {action} ({type(chain(e)[-1]).__name__}); "
+            "fix: check the network and HF_ENDPOINT, then re-run" + (DRY_RUN if writing else "")
         )
     return HubError(f"the connection to the Hub at {endpoint()} broke while {action} ({type(e).__name__}); fix: {fix}")
 
 
-def _root(e: BaseException) -> BaseException:
-    cause: BaseException = e
-    while (cause.__cause__ or cause.__context__) is not None:
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
-    return cause
-
-
-def _chain(e: BaseException) -> list[BaseException]:
+def chain(e: BaseException) -> list[BaseException]:
+    """``e`` and what caused it, outermost first (huggingface_hub and httpx wrap one another)."""
     out: list[BaseException] = []
     cause: BaseException | None = e
     while cause is not None and len(out) < 20:
@@ -251,7 +239,7 @@ def offline_mode(e: BaseException | None = None) -> bool:
     from huggingface_hub import constants
     from huggingface_hub.errors import OfflineModeIsEnabled
 
-    return bool(constants.HF_HUB_OFFLINE) or (e is not None and any(isinstance(c, OfflineModeIsEnabled) for c in _chain(e)))
+    return bool(constants.HF_HUB_OFFLINE) or (e is not None and any(isinstance(c, OfflineModeIsEnabled) for c in chain(e)))
 
 
 def never_connected(e: BaseException) -> bool:
@@ -261,7 +249,7 @@ def never_connected(e: BaseException) -> bool:
 
     if status_of(e) is not None:
         return False
-    return offline_mode(e) or any(isinstance(c, (httpx.ConnectError, ConnectionRefusedError)) for c in _chain(e))
+    return offline_mode(e) or any(isinstance(c, (httpx.ConnectError, ConnectionRefusedError)) for c in chain(e))
 
 
 def network_failure(e: BaseException) -> bool:
@@ -269,9 +257,7 @@ def network_failure(e: BaseException) -> bool:
     import httpx
     from huggingface_hub.errors import HfHubHTTPError
 
-    cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, (httpx.HTTPError, OSError, HfHubHTTPError)) or type(cause).__name__.endswith("HTTPError"):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    return any(
+        isinstance(cause, (httpx.HTTPError, OSError, HfHubHTTPError)) or type(cause).__name__.endswith("HTTPError")
+        for cause in chain(e)
+    )
