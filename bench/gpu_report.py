@@ -170,10 +170,14 @@ def render(result: dict[str, Any]) -> str:
 
 
 def doc_block(path: Path, text: str) -> None:
-    """Replace what stands between the markers, leaving the rest of the file as it was."""
-    doc = path.read_text()
-    if BEGIN not in doc or END not in doc or doc.index(BEGIN) > doc.index(END):
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} block; fix: add the two markers where the figures go")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    """Replace what stands between the markers, leaving the rest of the file as it was: bench/report.py's
+    one marker writer (a missing, doubled or misordered marker changes nothing), then an atomic rename."""
+    from report import ReportError, replace_block
+
+    try:
+        doc = replace_block(path.read_text(), "gpu", text, str(path))
+    except ReportError as e:
+        raise SystemExit(f"error: {e}") from None
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(doc)
+    tmp.replace(path)

@@ -18,9 +18,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
+saved_path = list(sys.path)
 sys.path.insert(0, str(BENCH))
-gpu = importlib.import_module("gpu")
-report = importlib.import_module("gpu_report")
+try:
+    gpu = importlib.import_module("gpu")
+    report = importlib.import_module("gpu_report")
+    importlib.import_module("report")  # what gpu_report writes docs with, imported while bench/ is on the path
+finally:  # bench's build.py, eval.py, memory.py ... must not shadow other modules for the rest of this worker
+    sys.path[:] = saved_path
 
 # The lent GPU box's image ('cuda', read on 2026-11-17; /work/.library/device/KINDS.md): what it already
 # has. The wheels test builds a venv that sees only these (those installed here) plus the carried wheels.

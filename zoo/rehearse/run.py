@@ -187,7 +187,8 @@ def in_child(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_dir: P
             return pool.submit(_child, level, recipe, catalog, workdir, recipe_dir, limit, push).result()
         except BrokenProcessPool:
             error = "the rehearsal's process died (killed, out of memory, or a backend crashed); fix: run it alone"
-            return Rehearsal(recipe.name, {"base": "failed"}, error, round(time.time() - start, 1))
+            # which stage it died in is the child's knowledge, lost with it: none is named "failed" wrongly
+            return Rehearsal(recipe.name, {"process": "crashed"}, error, round(time.time() - start, 1))
 
 
 def _child(
