@@ -5,8 +5,8 @@ for every stage that reads it (eval, card, push, release, the tests). ``schema_v
 newer zoo refuse, with a fix, a record it cannot read instead of guessing; a record that is missing
 a field or carries an unknown one is unreadable in the same way (the fix is to redo that stage).
 
-``BuildRecord.checked`` is the one door to a build: it proves the checkpoint on disk still matches
-the record (sizes always, sha256 for files changed since their last check), so no loader ever sees
+``BuildRecord.checked`` is the one door to a build: it proves the checkpoint on disk (and a native
+method's packed one, ``packed_files``) still matches the record (sizes always, sha256 for files changed since their last check), so no loader ever sees
 a truncated or altered checkpoint. ``EvalRecord.checked`` refuses an eval of an earlier build.
 """
 
@@ -115,8 +115,9 @@ class BuildRecord(Record):
     timings_s: dict[str, float]
     peak_host_rss_bytes: int
     gpu: dict[str, Any] | None
-    total_bytes: int
-    files: tuple[FileEntry, ...]
+    total_bytes: int  # the checkpoint a release publishes: packed_files' sizes when publishes_packed, else files'
+    files: tuple[FileEntry, ...]  # model/: the checkpoint (a native method's 16-bit "fake" one)
+    packed_files: tuple[FileEntry, ...] = ()  # packed/: a native method's zoo-packed checkpoint (#32; absent before)
 
     @field_validator("base_gating")
     @classmethod
@@ -135,32 +136,63 @@ class BuildRecord(Record):
     def path(cls, layout: Layout) -> Path:
         return layout.build_json
 
+    @property
+    def model_bytes(self) -> int:
+        """The size of model/ (for a native method, the 16-bit "fake" checkpoint)."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def packed_bytes(self) -> int | None:
+        """The size of packed/; None for a build without one (other methods, or a build before #32)."""
+        return sum(f.size for f in self.packed_files) if self.packed_files else None
+
+    @property
+    def publishes_packed(self) -> bool:
+        """Whether a release of this build is its packed checkpoint: one was recorded, and the recipe's
+        ``hub.weights`` is not ``fake``."""
+        hub = self.recipe.get("hub")
+        return bool(self.packed_files) and (hub.get("weights", "packed") if isinstance(hub, dict) else "packed") == "packed"
+
+    def published(self, layout: Layout) -> tuple[Path, tuple[FileEntry, ...]]:
+        """The folder whose recorded files a release publishes as its checkpoint, and those files."""
+        return (layout.packed, self.packed_files) if self.publishes_packed else (layout.model, self.files)
+
+    def _folders(self, layout: Layout) -> tuple[tuple[str, Path, tuple[FileEntry, ...]], ...]:
+        return ("files", layout.model, self.files), ("packed", layout.packed, self.packed_files)
+
     @classmethod
     def checked(cls, layout: Layout, rehash: bool = False) -> BuildRecord:
-        """The record, after proving the checkpoint on disk still matches it.
+        """The record, after proving the checkpoints on disk (model/, and packed/ when recorded) still match it.
 
         Sizes are always compared; sha256 too, except for files whose size, mtime and inode equal those
         of the last successful check (``rehash`` ignores that cache: push does, since it publishes)."""
         record = cls.require(layout)
         name = layout.name
-        cache = {} if rehash else (read_json(layout.verified) or {}).get("files", {})
-        if not isinstance(cache, dict):  # a damaged hash cache only means re-hashing
-            cache = {}
+        cached = {} if rehash else read_json(layout.verified) or {}
         fresh = False
-        for f in record.files:
-            p = layout.model / f.path
-            bad = not p.is_file() or p.stat().st_size != f.size
-            if not bad and cache.get(f.path) != [f.sha256, *_stat_key(p)]:
-                bad, fresh = sha256_file(p) != f.sha256, True
-            if bad:
-                raise NotReadyError(f"{name}'s build no longer matches build.json ({f.path}); fix: zoo build {name} --force")
+        for key, root, entries in record._folders(layout):
+            cache = cached.get(key, {}) if isinstance(cached, dict) else {}
+            if not isinstance(cache, dict):  # a damaged hash cache only means re-hashing
+                cache = {}
+            for f in entries:
+                p = root / f.path
+                bad = not p.is_file() or p.stat().st_size != f.size
+                if not bad and cache.get(f.path) != [f.sha256, *_stat_key(p)]:
+                    bad, fresh = sha256_file(p) != f.sha256, True
+                if bad:
+                    where = f.path if key == "files" else f"{root.name}/{f.path}"
+                    raise NotReadyError(f"{name}'s build no longer matches build.json ({where}); fix: zoo build {name} --force")
         if fresh or rehash:
-            remember_verified(layout, record.files)
+            remember_verified(layout, record.files, record.packed_files)
         return record
 
     def intact(self, layout: Layout) -> bool:
         """Every listed file is there with its size (the cheap check a rerun makes before skipping)."""
-        return all((layout.model / f.path).is_file() and (layout.model / f.path).stat().st_size == f.size for f in self.files)
+        return all(
+            (root / f.path).is_file() and (root / f.path).stat().st_size == f.size
+            for _, root, entries in self._folders(layout)
+            for f in entries
+        )
 
 
 class Gate(BaseModel):
@@ -324,10 +356,12 @@ def file_entries(folder: Path) -> tuple[FileEntry, ...]:
     )
 
 
-def remember_verified(layout: Layout, files: tuple[FileEntry, ...]) -> None:
-    """Record that ``files`` were hashed just now, so later checks only re-hash what changed on disk."""
+def remember_verified(layout: Layout, files: tuple[FileEntry, ...], packed: tuple[FileEntry, ...] = ()) -> None:
+    """Record that ``files`` (of model/) and ``packed`` (of packed/) were hashed just now, so later checks only
+    re-hash what changed on disk."""
     cache = {f.path: [f.sha256, *_stat_key(layout.model / f.path)] for f in files}
-    write_json(layout.verified, {"files": cache})
+    packed_cache = {f.path: [f.sha256, *_stat_key(layout.packed / f.path)] for f in packed}
+    write_json(layout.verified, {"files": cache, "packed": packed_cache})
 
 
 class Speed(BaseModel):

@@ -80,6 +80,11 @@ class Layout:
         return self.folder / "model"
 
     @property
+    def packed(self) -> Path:
+        """A native method's packed checkpoint (``docs/packed.md``), beside ``model``."""
+        return self.folder / "packed"
+
+    @property
     def build_json(self) -> Path:
         return self.folder / "build.json"
 

@@ -4,7 +4,8 @@ The checkpoint is written under a temporary name; only when it is complete are t
 its ``build.json`` replaced (renames, old removed last), so an interrupted ``--force`` rebuild leaves
 the previous good build usable. ``build.json``'s presence with the recipe's hash and matching files
 means the build is finished and a rerun skips it. One process builds a recipe at a time (the recipe
-lock). Stage timings, peak memory and every output file's sha256 go into the record.
+lock). Stage timings, peak memory and every output file's sha256 go into the record, those of a native
+method's ``packed/`` checkpoint too (``packed_files``; ``total_bytes`` counts the form a release publishes).
 """
 
 from __future__ import annotations
@@ -199,14 +200,19 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
             log.info("%s: carried the base's %s into the release", recipe.name, ", ".join(copied))
 
         base_id = source.identity
-        stamp(out, {
+        provenance = {
             "version": __version__,
             "recipe": recipe.name,
             "recipe_sha256": recipe_sha256(recipe),
             "method": recipe.method,
             "base": str(base_id.get("repo_id") or base_id.get("builtin") or base_id.get("path") or recipe.base_name),
             "base_revision": str(base_id.get("commit") or base_id.get("weights_sha256") or ""),
-        })  # fmt: skip
+        }  # fmt: skip
+        from zoo.packed.store import adopt, partial_for  # a native method's packed checkpoint (#32)
+
+        for folder_out in (out, partial_for(out)):  # the packed form is what a release publishes: it says so too
+            if folder_out.is_dir():
+                stamp(folder_out, provenance)
         normal_permissions(out)  # safetensors writes 0600; the rest of the checkpoint is 0644
         files = file_entries(out)
         t = lap("hash", t)
@@ -238,13 +244,17 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         # build's hash, so eval, card and push see it is stale.
         layout.build_json.unlink(missing_ok=True)
         swap_in(out, layout.model)
-        from zoo.packed.store import adopt  # a native method's packed checkpoint -> <name>/packed (#32)
-
-        adopt(out, layout.model)
+        adopt(out, layout.model)  # -> <name>/packed, or no stale one left
+        packed = file_entries(layout.packed) if layout.packed.is_dir() else ()
+        record = record.model_copy(update={"packed_files": packed})
+        total = sum(f.size for f in record.published(layout)[1])  # what a release publishes
+        record = record.model_copy(update={"total_bytes": total})
         record.write(layout)
-        remember_verified(layout, files)
+        remember_verified(layout, files, packed)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(layout.train, ignore_errors=True)  # resumable training state, done with
-    log.info("%s: built %s (%.1f MB) in %.1fs", recipe.name, layout.model, total / 1e6, time.time() - start)
+    log.info("%s: built %s (%.1f MB%s) in %.1fs", recipe.name, layout.model, record.model_bytes / 1e6,
+             f"; packed {record.packed_bytes / 1e6:.1f} MB" if record.packed_bytes is not None else "",
+             time.time() - start)  # fmt: skip
     return BuildResult(recipe.name, "built", layout.model, layout.build_json, total, round(time.time() - start, 3))

@@ -5,11 +5,16 @@ build.json and eval.json, each with size and sha256. Since format 2 it also says
 the recipe, the repo it was pushed to, the recipe's sha256, and when the build and its evaluation
 were made (build.json's and eval.json's ``created``). A signature over the manifest then proves all
 of that, so a validly signed release of another variant, or of another repo, is refused, and an older
-release re-tagged as the newest can be told apart. The manifest is canonical JSON of the release's
-content only (no time of pushing), so identical content always gives identical bytes; its sha256
-names the release tag. Parsing is strict, since the manifest comes from a repo anyone may have
-written: any surprise is a ``VerifyError`` before a single file is fetched. Format 1 manifests (no
-identity) are still read, but never accepted as signed proof of a release.
+release re-tagged as the newest can be told apart. Format 3 is format 2 for a packed release (#32: a native
+method's ``zoo-packed`` checkpoint): it adds ``unpacked_sha256``, the hash of the 16-bit checkpoint the packed
+files decode to, so a signature proves ``zoo pull --unpack``'s output as well, and build.json's
+``packed_files`` (not its ``files``: the 16-bit checkpoint is not published) are what the release must list.
+A zoo that reads only formats 1-2 refuses a packed release as a format it does not know.
+
+The manifest is canonical JSON of the release's content only (no time of pushing), so identical content
+always gives identical bytes; its sha256 names the release tag. Parsing is strict, since the manifest
+comes from a repo anyone may have written: any surprise is a ``VerifyError`` before a single file is
+fetched. Format 1 manifests (no identity) are still read, but never accepted as signed proof of a release.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from zoo.untrusted import plain
 
 MANIFEST = "zoo-release.json"
 FORMAT = 2
-READABLE = (1, 2)
+PACKED_FORMAT = 3  # format 2 + unpacked_sha256: a packed release
+READABLE = (1, 2, 3)
 MAX_BYTES = 16 << 20  # a manifest larger than this is not one zoo wrote
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RECIPE = re.compile(r"[a-z0-9][a-z0-9._-]{0,95}")
@@ -61,6 +67,7 @@ class Manifest:
     name: str | None  # format 1 named the recipe, unchecked
     identity: Identity | None  # None for format 1
     entries: list[Entry] = field(default_factory=list)
+    unpacked_sha256: str | None = None  # format 3: what the packed checkpoint decodes to (``zoo.packed.store``)
 
 
 def _when(value: str) -> datetime:
@@ -74,10 +81,11 @@ def newer(a: tuple[datetime, datetime | None], b: tuple[datetime, datetime | Non
     return a[1] is not None and (b[1] is None or a[1] > b[1])
 
 
-def dump(identity: Identity, files: list[Entry]) -> bytes:
-    """Canonical manifest bytes for ``identity``'s release of ``files``."""
-    data = {
-        "format": FORMAT,
+def dump(identity: Identity, files: list[Entry], unpacked_sha256: str | None = None) -> bytes:
+    """Canonical manifest bytes for ``identity``'s release of ``files``; with ``unpacked_sha256``, a packed
+    release's (format 3)."""
+    data: dict[str, object] = {
+        "format": FORMAT if unpacked_sha256 is None else PACKED_FORMAT,
         "name": identity.name,
         "repo_id": identity.repo_id,
         "recipe_sha256": identity.recipe_sha256,
@@ -85,6 +93,8 @@ def dump(identity: Identity, files: list[Entry]) -> bytes:
         "evaluated": identity.evaluated,
         "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in sorted(files, key=lambda f: f.path)],
     }
+    if unpacked_sha256 is not None:
+        data["unpacked_sha256"] = unpacked_sha256
     return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
 
 
@@ -130,9 +140,17 @@ def parse(data: bytes, source: str) -> Manifest:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _bad(source, f"not JSON: {type(e).__name__}") from None
+    if isinstance(doc, dict) and isinstance(doc.get("format"), int) and doc["format"] > max(READABLE):
+        raise VerifyError(
+            f"{source}: {MANIFEST} is format {doc['format']}, written by a newer zoo (this one reads "
+            f"{', '.join(map(str, READABLE))}); nothing was kept; fix: upgrade zoo (pip install -U zoo), then pull again"
+        )
     if not isinstance(doc, dict) or doc.get("format") not in READABLE or not isinstance(doc.get("files"), list):
-        raise _bad(source, f"expected an object with format {' or '.join(map(str, READABLE))} and a files list")
+        raise _bad(source, f"expected an object with format {', '.join(map(str, READABLE))} and a files list")
     identity = _identity(doc, source) if doc["format"] >= 2 else None
+    unpacked = doc.get("unpacked_sha256") if doc["format"] >= PACKED_FORMAT else None
+    if doc["format"] >= PACKED_FORMAT and (not isinstance(unpacked, str) or not _SHA256.fullmatch(unpacked)):
+        raise _bad(source, "a packed release (format 3) with no valid unpacked_sha256")
     name = doc.get("name") if isinstance(doc.get("name"), str) else None
     entries: list[Entry] = []
     seen: set[str] = set()
@@ -155,7 +173,7 @@ def parse(data: bytes, source: str) -> Manifest:
         raise _bad(source, f"{clash[0]!r} is both a file and a folder")
     if "build.json" not in seen:
         raise _bad(source, "build.json is not listed")
-    return Manifest(doc["format"], name, identity, entries)
+    return Manifest(doc["format"], name, identity, entries, unpacked)
 
 
 def _json(data: bytes | None) -> dict[str, object] | None:
@@ -171,9 +189,11 @@ def check_build_json(data: bytes, manifest: Manifest, source: str, eval_json: by
     must the identity a format 2 manifest states: recipe, recipe sha256, build and evaluation times."""
     listed = {e.path: e for e in manifest.entries}
     build = _json(data)
-    files = build.get("files") if build is not None else None
-    if build is None or not isinstance(files, list):
-        raise VerifyError(f"{source}: build.json lists no files; nothing was kept; fix: do not use this release")
+    key = "files" if manifest.unpacked_sha256 is None else "packed_files"  # a packed release publishes packed/
+    files = build.get(key) if build is not None else None
+    if build is None or not isinstance(files, list) or (key == "packed_files" and not files):
+        what = "files" if key == "files" else "packed files, yet the release is packed"
+        raise VerifyError(f"{source}: build.json lists no {what}; nothing was kept; fix: do not use this release")
     for f in files:
         path = f.get("path") if isinstance(f, dict) else None
         e = listed.get(path) if isinstance(path, str) else None
@@ -199,5 +219,17 @@ def check_build_json(data: bytes, manifest: Manifest, source: str, eval_json: by
     if mismatch:
         raise VerifyError(
             f"{source}: build.json or eval.json and {MANIFEST} disagree about {', '.join(mismatch)}; nothing was kept; "
+            "fix: do not use this release"
+        )
+
+
+def check_packed_config(data: bytes, manifest: Manifest, source: str) -> None:
+    """A packed release's config.json must record the unpacked hash its manifest states: ``zoo pull --unpack``
+    checks the decoded weights against the config's, so it must be the one the (signed) manifest names."""
+    config = _json(data)
+    q = config.get("quantization_config") if config is not None else None
+    if not isinstance(q, dict) or q.get("unpacked_sha256") != manifest.unpacked_sha256:
+        raise VerifyError(
+            f"{source}: config.json does not record the unpacked_sha256 of {MANIFEST}; nothing was kept; "
             "fix: do not use this release"
         )

@@ -9,6 +9,10 @@ against the manifest's size and sha256 before anything is moved into place. The 
 the release that was asked for (its recipe and repo, ``Identity``), and, signed, not older than one
 verified before (``fresh.py``). Any verification failure keeps nothing; a network failure keeps the
 partial download, so a re-run resumes. Every remote string pull logs goes through ``untrusted.plain``.
+
+A packed release (a native method's ``zoo-packed`` checkpoint, manifest format 3) is kept packed; with
+``unpack`` it is also decoded, before anything is moved into place, and the 16-bit tensors must hash to the
+manifest's ``unpacked_sha256`` (signed with it), or nothing is kept (``target.py`` says where it goes).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from zoo.publish import fresh, hub
 from zoo.publish.fetch import download
 from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, Identity, Manifest, check_build_json, parse
 from zoo.publish.sign import GITHUB_ISSUER
-from zoo.publish.target import Target, check_destinations, discard, hold, move_in, open_staging
+from zoo.publish.target import Target, check_destinations, discard, hold, move_in, open_staging, unpack_destination
 from zoo.untrusted import plain
 from zoo.workdir import check_disk, disk_full, is_disk_full, sha256_file
 
@@ -45,6 +49,8 @@ class PullResult:
     provenance: dict[str, str] = field(default_factory=dict)  # what the weights' headers say (zoo.* keys)
     signed_by: str | None = None  # who signed the manifest, when --verify-with proved it
     release: Identity | None = None  # which release the manifest says it is (format 2); signed with it
+    packed: bool = False  # a native method's packed checkpoint (manifest format 3)
+    unpacked: Path | None = None  # with --unpack: the 16-bit checkpoint, its tensors' sha256 verified
 
 
 def asked_for(name: str, recipes: Path | None) -> tuple[str, str | None]:
@@ -105,21 +111,36 @@ def pull(
     verify_with: str | None = None,
     oidc_issuer: str | None = None,
     allow_older: bool = False,
+    unpack: bool = False,
+    unpack_to: Path | None = None,
 ) -> PullResult:
     """Download a release into a folder of its own and prove every file against its manifest; with
-    ``verify_with``, first prove the manifest against its signature (who published it)."""
+    ``verify_with``, first prove the manifest against its signature (who published it). ``unpack`` (implied
+    by ``unpack_to``): a packed release's 16-bit checkpoint too, in ``<folder>/unpacked`` or ``unpack_to``."""
     repo_id, recipe = asked_for(name, recipes)
     if verify_with is not None:
         from zoo.publish.sign import check_verify_with
 
         check_verify_with(verify_with)
+    if unpack or unpack_to is not None:
+        from zoo.publish.unpack import check_installed
+
+        check_installed()
     hub.prepare()
     with hold(Path(local_dir or repo_id.split("/")[-1]), repo_id, force) as target:
-        return _pull(target, recipe, revision, verify_with, oidc_issuer, allow_older)
+        out = unpack_destination(target, unpack_to) if unpack or unpack_to is not None else None
+        return _pull(target, recipe, revision, verify_with, oidc_issuer, allow_older, out, unpack_to is not None)
 
 
 def _pull(
-    target: Target, recipe: str | None, revision: str | None, verify_with: str | None, oidc_issuer: str | None, allow_older: bool
+    target: Target,
+    recipe: str | None,
+    revision: str | None,
+    verify_with: str | None,
+    oidc_issuer: str | None,
+    allow_older: bool,
+    unpack_dest: Path | None = None,
+    outside: bool = False,
 ) -> PullResult:
     """``pull`` inside the locked target: whatever fails, nothing unverified is kept."""
     import httpx
@@ -150,6 +171,10 @@ def _pull(
         if manifest.identity is not None:
             fresh.check(hub.endpoint(), repo_id, signer, manifest.identity, commit, source, revision, allow_older)
         entries = manifest.entries
+        if unpack_dest is not None:
+            from zoo.publish.unpack import check_unpackable
+
+            check_unpackable(manifest, source, outside)
         for e in entries:
             if e.path not in tree:
                 raise VerifyError(f"{source}: {MANIFEST} lists {e.path!r} but the repo has no such file; nothing was kept")
@@ -165,7 +190,15 @@ def _pull(
         have = {e.path: (staged if e.path in fresh_files else target.root) / e.path for e in entries}
         evaluation = have["eval.json"].read_bytes() if "eval.json" in have else None
         check_build_json(have["build.json"].read_bytes(), manifest, source, evaluation)
-        move_in(target, staged, entries, fresh_files, {"repo_id": repo_id, "revision": label, "commit": commit})
+        unpacked = None
+        if manifest.unpacked_sha256 is not None:
+            from zoo.publish.unpack import check_packed, decode
+
+            check_packed(have, manifest, source)
+            if unpack_dest is not None:
+                unpacked = decode(target, have, manifest, source, unpack_dest if outside else None)
+        mine = unpacked if unpacked is not None and not outside else None
+        move_in(target, staged, entries, fresh_files, {"repo_id": repo_id, "revision": label, "commit": commit}, mine)
     except VerifyError:
         discard(target, keep_partial=False)  # nothing unverified stays behind
         raise
@@ -201,7 +234,13 @@ def _pull(
     meta = read_metadata(target.root / weights[0]) if weights else {}
     provenance = {k.removeprefix(PREFIX): v for k, v in meta.items() if k.startswith(PREFIX)}
     reused = len(entries) - len(fresh_files)
-    return PullResult(repo_id, label, commit, target.root, len(entries), total, reused, provenance, signed_by, manifest.identity)
+    where = unpack_dest if unpacked is not None else None
+    if where is not None:
+        log.info("%s: the 16-bit checkpoint in %s matches %s's unpacked_sha256", source, where, MANIFEST)
+    return PullResult(
+        repo_id, label, commit, target.root, len(entries), total, reused, provenance, signed_by, manifest.identity,
+        manifest.unpacked_sha256 is not None, where,
+    )  # fmt: skip
 
 
 def _inert(e: Exception) -> Exception:

@@ -2,6 +2,8 @@
 
 What goes up: the checkpoint files at the repo root, the card (README.md, plot, ``.eval_results``),
 build.json, eval.json and the release manifest ``zoo-release.json`` (every file's size and sha256).
+For a native method the checkpoint is its packed one (``packed/``, #32), with the hash of the 16-bit
+checkpoint it decodes to in the manifest; the recipe's ``hub: {weights: fake}`` publishes ``model/`` instead.
 Nothing stale goes up: the checkpoint is re-hashed against build.json, eval.json must have measured
 that build, and the card must have been rendered from both. The remote branch's tree is compared
 with the local files (sizes, LFS sha256, git blob ids): identical content makes no commit. Otherwise
@@ -14,7 +16,9 @@ login) and is never logged or written; a dry run needs none.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,10 +50,12 @@ def check_card(layout: Layout) -> None:
 
 
 def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
-    """Repo path -> local file, for everything a release holds (the manifest aside): of the model
-    folder, only what build.json lists, so a stray file there is never published as the build."""
+    """Repo path -> local file, for everything a release holds (the manifest aside): of the checkpoint
+    folder (model/, or packed/ for a packed release), only what build.json lists, so a stray file there is
+    never published as the build."""
     files: dict[str, Path] = {}
-    sources = [(layout.model, layout.model / f.path) for f in build.files]
+    root, weights = build.published(layout)
+    sources = [(root, root / f.path) for f in weights]
     sources += [(layout.card, p) for p in sorted(layout.card.rglob("*")) if p != layout.card_json]
     sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json", layout.samples.name)]
     for root, p in sources:
@@ -68,13 +74,31 @@ def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
 
 def release_entries(layout: Layout, build: BuildRecord, files: dict[str, Path]) -> list[Entry]:
     """Size and sha256 of every published file; checkpoint hashes come from the just re-hashed build.json."""
-    known = {f.path: f.sha256 for f in build.files}
+    root, weights = build.published(layout)
+    known = {f.path: f.sha256 for f in weights}
     out = []
     for rel, p in files.items():
-        inside_model = p.parent == layout.model or layout.model in p.parents
-        sha = known.get(rel) if inside_model else None
+        inside = p.parent == root or root in p.parents
+        sha = known.get(rel) if inside else None
         out.append(Entry(rel, p.stat().st_size, sha or sha256_file(p)))
     return out
+
+
+def unpacked_sha256(layout: Layout, build: BuildRecord) -> str | None:
+    """What a packed release decodes to (its packed/config.json, just re-hashed against build.json); None
+    when the release is not packed."""
+    if not build.publishes_packed:
+        return None
+    try:
+        sha = json.loads((layout.packed / "config.json").read_text())["quantization_config"]["unpacked_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        sha = None
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        name = layout.name
+        raise NotReadyError(f"{name}'s packed/config.json records no unpacked_sha256; fix: zoo build {name} --force")
+    log.info("%s: publishing the packed checkpoint (%.1f MB; the 16-bit one is %.1f MB, published with hub: {weights: fake})",
+             layout.name, (build.packed_bytes or 0) / 1e6, build.model_bytes / 1e6)  # fmt: skip
+    return sha
 
 
 def push(
@@ -108,7 +132,8 @@ def push(
         entries = release_entries(layout, build, files)
         # which release this is, inside the signed bytes: pull refuses it as another variant's or repo's
         built, evaluated = build.created, evaluation.created if evaluation else None
-        manifest = dump(Identity(recipe.name, repo_id, build.recipe_sha256, built, evaluated), entries)
+        identity = Identity(recipe.name, repo_id, build.recipe_sha256, built, evaluated)
+        manifest = dump(identity, entries, unpacked_sha256(layout, build))
         from zoo.publish.commit import publish, remote_file
 
         extras = {MANIFEST: manifest}

@@ -11,6 +11,10 @@ One pull at a time per folder: ``hold`` takes an ``flock`` on ``<target>/.zoo/lo
 following links) before the folder is even read, so a second pull into it is a ``BusyError`` (exit 12)
 instead of two writers moving files under each other. A missing ``--local-dir`` is created with its
 missing parents, as ``mkdir -p`` would; whatever a failed pull created is removed again.
+
+``--unpack`` (a packed release, #32) decodes into ``.zoo/staging`` and, once verified, moves the 16-bit
+checkpoint to ``<target>/unpacked``, recorded like the pulled files (so the next pull replaces it, or removes
+it when not asked to unpack); ``--unpack-to DIR`` writes a new or empty folder outside the target instead.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from typing import Any
 
 from zoo.errors import BusyError, UsageError, VerifyError
 from zoo.publish.manifest import Entry
-from zoo.workdir import disk_full, is_disk_full, read_json, write_json
+from zoo.workdir import disk_full, is_disk_full, read_json, sha256_file, write_json
 
 STATE = ".zoo"
 RECORD = "pull.json"
 LOCK = "lock"
+UNPACKED = "unpacked"  # where --unpack puts the 16-bit checkpoint inside the target
 
 
 @dataclass
@@ -223,8 +228,44 @@ def discard(t: Target, keep_partial: bool) -> None:
         shutil.rmtree(t.staging, ignore_errors=True)
 
 
-def move_in(t: Target, staged: Path, entries: list[Entry], fresh: set[str], record: dict[str, Any]) -> None:
-    """Move the verified ``fresh`` files into place, drop zoo's files the release no longer lists, record."""
+def unpack_destination(t: Target, unpack_to: Path | None) -> Path:
+    """Where ``--unpack`` writes, refused (before any download) when it would touch what is not zoo's:
+    ``<target>/unpacked`` may hold only an earlier pull's unpacked files; ``unpack_to`` must be a new or
+    empty folder, in an existing folder, outside the target."""
+    if unpack_to is None:
+        d = t.root / UNPACKED
+        foreign = d.is_symlink() or (d.exists() and not d.is_dir())
+        for top, dirs, files in os.walk(d) if not foreign else ():
+            for name in (*dirs, *files):
+                p = Path(top) / name
+                rel = p.relative_to(t.root).as_posix()
+                foreign = foreign or p.is_symlink() or not (p.is_dir() or (p.is_file() and rel in t.ours))
+        if foreign:
+            raise UsageError(
+                f"{d} holds files that are not from an earlier `zoo pull --unpack`; nothing was written; "
+                "fix: move them away, or pass --unpack-to with a new folder"
+            )
+        return d
+    d = unpack_to
+    if d.is_symlink() or (d.exists() and (not d.is_dir() or any(d.iterdir()))):
+        raise UsageError(f"{d} is not a new or empty folder; nothing was written; fix: name a new or empty --unpack-to folder")
+    parent = d.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"{parent} is not a folder; nothing was written; fix: create it, or name another --unpack-to folder")
+    root, where = t.root.resolve(), parent.resolve() / d.name
+    if where == root or root in where.parents:
+        raise UsageError(
+            f"{d} is inside the pull's folder {t.root}; nothing was written; fix: leave out --unpack-to (the 16-bit "
+            f"checkpoint then goes to {t.root / UNPACKED}), or name a folder outside it"
+        )
+    return d
+
+
+def move_in(
+    t: Target, staged: Path, entries: list[Entry], fresh: set[str], record: dict[str, Any], unpacked: Path | None = None
+) -> None:
+    """Move the verified ``fresh`` files into place, drop zoo's files the release no longer lists, record.
+    ``unpacked``: a verified 16-bit checkpoint (a folder in staging) that becomes ``<target>/unpacked``."""
     for e in entries:
         if e.path in fresh:
             dest = t.root / e.path
@@ -242,5 +283,18 @@ def move_in(t: Target, staged: Path, entries: list[Entry], fresh: set[str], reco
     for e in entries:
         st = (t.root / e.path).stat()
         files.append({"path": e.path, "size": e.size, "sha256": e.sha256, "mtime_ns": st.st_mtime_ns})
+    if unpacked is not None:
+        dest = t.root / UNPACKED
+        for top, dirs, _ in os.walk(dest, topdown=False):  # what is left: folders (unpack_destination checked)
+            for d in dirs:
+                os.rmdir(Path(top) / d)
+        if dest.is_dir():
+            os.rmdir(dest)
+        os.replace(unpacked, dest)
+        for p in sorted(dest.rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                rel = p.relative_to(t.root).as_posix()
+                files.append({"path": rel, "size": st.st_size, "sha256": sha256_file(p), "mtime_ns": st.st_mtime_ns})
     write_json(t.state / RECORD, {**record, "files": files})
     shutil.rmtree(t.staging, ignore_errors=True)

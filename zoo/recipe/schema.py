@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
+from zoo.errors import did_you_mean
 from zoo.recipe.params import MethodParams
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -115,12 +116,26 @@ class EvalSpec(Strict):
     min_recovery: float | None = Field(None, gt=0, le=100, description="percent, every metric")
 
 
+WEIGHT_FORMS = ("packed", "fake")
+
+
 class HubSpec(Strict):
     org: str = "zoo-models"
     repo_id: str | None = None
     private: bool = False
+    # what a native method's release publishes (#32): its packed checkpoint, or the 16-bit "fake" one for harnesses
+    # that need plain 16-bit weights; other methods publish their one checkpoint either way. Absent when the
+    # default, so recipe hashes (and finished builds) stay put; set, it is part of the recipe (a rebuild).
+    weights: str = Field("packed", exclude_if=lambda v: v == "packed")
 
     _repo = field_validator("repo_id")(_repo_id)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: str) -> str:
+        if v not in WEIGHT_FORMS:
+            raise ValueError(f"unknown weights form {v!r}" + (did_you_mean(v, WEIGHT_FORMS) or "; use packed or fake"))
+        return v
 
     @field_validator("org")
     @classmethod
