@@ -6,8 +6,9 @@ newer zoo refuse, with a fix, a record it cannot read instead of guessing; a rec
 a field or carries an unknown one is unreadable in the same way (the fix is to redo that stage).
 
 ``BuildRecord.checked`` is the one door to a build: it proves the checkpoint on disk (and a native
-method's packed one, ``packed_files``) still matches the record (sizes always, sha256 for files changed since their last check), so no loader ever sees
-a truncated or altered checkpoint. ``EvalRecord.checked`` refuses an eval of an earlier build.
+method's packed one, ``packed_files``) still matches the record (sizes always, sha256 for files changed
+since their last check), so no loader ever sees a truncated or altered checkpoint. ``EvalRecord.checked``
+refuses an eval of an earlier build.
 """
 
 from __future__ import annotations
