@@ -213,7 +213,7 @@ def gather(
     primary = primary_metric(recipe)
     siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
     # the variant that built it; a method with no fidelity note is the library's own implementation, named
-    note = fidelity(spec.name, getattr(recipe.params, "variant", None)) or IMPLEMENTED_BY.get(recipe.format, "")
+    note = fidelity(spec.name, getattr(recipe.params, "variant", None)) or IMPLEMENTED_BY.get(recipe.format or "", "")
     layout = Layout(workdir, recipe.name)
     memory = serving_memory(recipe, build, layout.model)
     bench = BenchRecord.current(layout) if build else None  # of this build only; else "has not run"
