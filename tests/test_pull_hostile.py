@@ -216,3 +216,27 @@ def _pull_command(hub: HubServer, state: Path, *args: str) -> tuple[list[str], d
         HF_TOKEN=hub.state.token,
     )
     return [sys.executable, "-m", "zoo", "--recipes", str(RECIPES), "pull", *args], env
+
+
+def test_a_manifest_of_nested_brackets_is_malformed_not_a_traceback() -> None:
+    from zoo.errors import VerifyError
+    from zoo.publish.manifest import parse
+
+    with pytest.raises(VerifyError, match="zoo-release.json is malformed"):
+        parse(b"[" * 200_000 + b"]" * 200_000, "someone/x@main")
+    with pytest.raises(VerifyError, match="zoo-release.json is malformed"):
+        parse(b'{"format": 2, "files": ' + b"[" * 100 + b"]" * 100 + b"}", "someone/x@main")
+
+
+def test_a_link_at_the_pull_record_never_fails_a_verified_pull(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.publish import fresh
+    from zoo.publish.manifest import Identity
+
+    monkeypatch.setenv("ZOO_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state").mkdir()
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "state" / fresh.FILE).symlink_to(victim)
+    release = Identity("tiny-llama3-rtn-4bit", "zoo-tiny/x", "0" * 64, "2026-12-01T00:00:00+00:00", None)
+    fresh.record("http://127.0.0.1:1", "zoo-tiny/x", "unsigned", release, "a" * 40, "release-000000000000")
+    assert victim.read_text() == "keep me\n"

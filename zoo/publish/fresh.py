@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -28,13 +27,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import VerifyError
+from zoo.errors import VerifyError, ZooError
+from zoo.parse import load_json
 from zoo.publish.manifest import Identity, newer
 from zoo.untrusted import plain
 from zoo.workdir import write_json
 
 log = logging.getLogger(__name__)
 FILE = "pulls.json"
+MAX_STATE_BYTES = 16 << 20  # one entry per repo pulled: far below this
 
 
 def state_dir() -> Path:
@@ -71,7 +72,7 @@ def _locked(folder: Path) -> Iterator[None]:
 def _read(folder: Path) -> dict[str, Any]:
     path = folder / FILE
     try:
-        doc = json.loads(path.read_text())
+        doc = load_json(path.read_bytes(), MAX_STATE_BYTES)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
@@ -134,5 +135,6 @@ def record(endpoint: str, repo_id: str, signer: str, release: Identity, commit: 
                 "verified": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             write_json(folder / FILE, doc)
-    except OSError as e:
-        log.warning("cannot record the verified release in %s (%s); later pulls cannot tell a rollback", folder, e.strerror)
+    except (OSError, ZooError) as e:  # a link at pulls.json (refused by write_json) too: it never fails a pull
+        why = e.strerror if isinstance(e, OSError) else str(e).split("; fix:")[0]
+        log.warning("cannot record the verified release in %s (%s); later pulls cannot tell a rollback", folder, why)

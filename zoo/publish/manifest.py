@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from zoo.errors import VerifyError
+from zoo.parse import LimitError, load_json
 from zoo.publish.hub import check_path
 from zoo.untrusted import plain
 
@@ -136,9 +137,11 @@ def parse(data: bytes, source: str) -> Manifest:
     """A downloaded manifest, every path checked; a ``VerifyError`` on anything odd."""
     if len(data) > MAX_BYTES:
         raise _bad(source, f"{len(data)} bytes")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    try:  # within zoo.parse's nesting limit: a manifest of nested brackets is malformed, not a RecursionError
+        doc = load_json(data, MAX_BYTES)
+    except LimitError as e:
+        raise _bad(source, str(e)) from None
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _bad(source, f"not JSON: {type(e).__name__}") from None
     if isinstance(doc, dict) and isinstance(doc.get("format"), int) and doc["format"] > max(READABLE):
         raise VerifyError(
@@ -178,8 +181,8 @@ def parse(data: bytes, source: str) -> Manifest:
 
 def _json(data: bytes | None) -> dict[str, object] | None:
     try:
-        doc = json.loads(data.decode("utf-8")) if data is not None else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = load_json(data, MAX_BYTES) if data is not None else None
+    except ValueError:  # not JSON, not UTF-8, or past zoo.parse's limits (LimitError)
         return None
     return doc if isinstance(doc, dict) else None
 
