@@ -292,3 +292,18 @@ def test_zoo_bench_prints_one_json_line_and_an_error_as_json(rtn4: str, workdir:
     assert Layout(workdir, rtn4).bench_json.is_file()
     res = CliRunner().invoke(cli, ["bench", "tiny-llama3-rtn-4bit-nope", "--recipes", str(RECIPES), "--json"])
     assert res.exit_code == 2 and {"error", "fix", "exit"} <= set(json.loads(res.stdout))
+
+
+def test_a_release_carries_the_bench_record_of_its_build_only(tmp_path: Path) -> None:
+    from zoo.publish.push import publish_files
+    from zoo.records import BuildRecord
+
+    recipe = load(GPTQ, RECIPES)
+    synthetic(recipe, tmp_path)
+    layout = Layout(tmp_path, GPTQ)
+    build = BuildRecord.require(layout)
+    assert "bench.json" not in publish_files(layout, build)  # not run: nothing to carry
+    write_bench(tmp_path, GPTQ, "serves")
+    assert publish_files(layout, build)["bench.json"] == layout.bench_json
+    write_bench(tmp_path, GPTQ, "serves", stale=True)  # of an earlier build: the card ignores it, so does the release
+    assert "bench.json" not in publish_files(layout, build)

@@ -29,7 +29,7 @@ from zoo.publish import hub
 from zoo.publish.commit import KEEP_REMOTE, RETRY, PushResult, git_blob_oid, token
 from zoo.publish.manifest import MANIFEST, Entry, Identity, dump, tag_for
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, CardRecord, EvalRecord, PushRecord
+from zoo.records import BenchRecord, BuildRecord, CardRecord, EvalRecord, PushRecord
 from zoo.workdir import Layout, sha256_file
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
     sources = [(root, root / f.path) for f in weights]
     sources += [(layout.card, p) for p in sorted(layout.card.rglob("*")) if p != layout.card_json]
     sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json", layout.samples.name)]
+    if BenchRecord.current(layout) is not None:  # zoo bench's record of this very build: what the card's claims rest on
+        sources.append((layout.folder, layout.bench_json))
     for root, p in sources:
         if p.is_symlink() or not p.is_file():
             continue
