@@ -137,3 +137,25 @@ def test_the_implementation_row_names_who_implemented_it(name: str, who: str, tm
     synthetic(recipe, tmp_path)
     row = next(x for x in render(recipe, CATALOG, tmp_path).readme.read_text().splitlines() if x.startswith("| Implementation |"))
     assert who in row and "the reference implementation" not in row, row
+
+
+def test_a_packed_release_card_loads_it_with_zoo_and_sends_vllm_to_the_unpacked_form(tmp_path: Path) -> None:
+    from tests.test_serving import write_bench
+    from zoo.records import BuildRecord, FileEntry
+    from zoo.workdir import sha256_file
+
+    recipe = load("tiny-llama3-billm-1.1bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    layout = Layout(tmp_path, recipe.name)
+    data = json.loads(layout.build_json.read_text())
+    layout.packed.mkdir()
+    (layout.packed / "model.safetensors").write_bytes(b"zoo")
+    data["packed_files"] = [FileEntry(path="model.safetensors", size=3, sha256=sha256_file(layout.packed / "model.safetensors")).model_dump()]
+    BuildRecord.model_validate(data).write(layout)
+    synthetic_eval = json.loads(layout.eval_json.read_text())  # eval.json names the build it measured: re-point it
+    synthetic_eval["build_sha256"] = sha256_file(layout.build_json)
+    layout.eval_json.write_text(json.dumps(synthetic_eval))
+    write_bench(tmp_path, recipe.name, "serves")
+    usage = render(recipe, CATALOG, tmp_path).readme.read_text().split("## How to use", 1)[1].split("\n## ")[0]
+    assert "import zoo.packed" in usage and f"zoo pull {recipe.name} --unpack" in usage, usage
+    assert "api_server" not in usage and "does not load zoo's packed format" in usage

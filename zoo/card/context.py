@@ -231,6 +231,8 @@ def gather(
         "build": build.model_dump(mode="json") if build else None,  # templates read the records as JSON
         "eval": ev.model_dump(mode="json") if ev else None,
         "offline_tasks": recipe.eval.task_data is not None,
+        # the release is zoo's packed checkpoint (#32): transformers loads it after `import zoo.packed`, vLLM not
+        "packed_release": bool(build and build.publishes_packed),
         "results": rows,
         "headline": headline(recipe, ev, rows),
         "study": recipe.study.figures(),
