@@ -54,7 +54,8 @@ def build_cmd(
     root, work = catalog_root(ctx), resolve_workdir(workdir)
     result = build(load(name, root), work, root, device, force, gigabytes(host_memory), wait)
     verb = "already built" if result.status == "skipped" else f"built in {result.seconds:.1f}s"
-    emit(result.to_json(), f"{result.name}: {verb}: {result.model_dir} ({result.total_bytes / 1e6:.1f} MB)", line=True)
+    size = f"{result.total_bytes / 1e6:.1f} MB to publish"  # a native method publishes packed/, a fraction of model/
+    emit(result.to_json(), f"{result.name}: {verb}: {result.model_dir} ({size})", line=True)
 
 
 @cli.command("eval")
