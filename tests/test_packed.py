@@ -174,3 +174,21 @@ def test_zoo_unpack_writes_the_16_bit_checkpoint_or_nothing(builds: Any, tmp_pat
         assert r.exit_code == 10, r.output
         assert not target.exists() or not any(target.iterdir())
     assert CliRunner().invoke(cli, ["unpack", str(packed.parent / "model"), str(tmp_path / "x")]).exit_code == 2
+
+
+def test_a_spec_asking_for_more_weights_than_its_bytes_hold_is_refused() -> None:
+    import torch
+
+    from zoo.errors import VerifyError
+    from zoo.packed.codec import bounded
+
+    t = {"codes": torch.zeros(16, dtype=torch.uint8)}
+    assert bounded({"shape": [8, 64], "dtype": "bfloat16"}, t) == (8, 64)
+    for spec in (
+        {"shape": [1 << 20, 1 << 20], "dtype": "bfloat16"},  # a terabyte from 16 bytes
+        {"shape": [8, -1], "dtype": "bfloat16"},
+        {"shape": [8, 64], "dtype": "float64"},
+        {"shape": "8x64", "dtype": "bfloat16"},
+    ):
+        with pytest.raises(VerifyError, match="does not fit its 16 stored bytes"):
+            bounded(spec, t)

@@ -98,11 +98,38 @@ def _bank_values(bank: dict[str, Any], t: Tensors, p: str, codes: Any, rb: Any, 
     return (codes.float() / top * 2 - 1) * t[f"{p}_scale"].reshape(())
 
 
+MAX_SIDE = 1 << 20  # rows or columns of one Linear: LLaMA-3-70B's widest is 28672
+MAX_WEIGHTS_PER_BYTE = 64  # the sparsest packing stores 1 bit a weight (8 a byte); 64 leaves room for any layout
+DTYPES = ("float16", "bfloat16", "float32")
+
+
+def bounded(spec: dict[str, Any], t: Tensors) -> tuple[int, int]:
+    """The Linear's (rows, cols), refused when the config asks for more weights than its stored tensors can
+    hold: a packed folder from outside (an unsigned pull decodes before its hash can be checked) must not
+    make zoo allocate terabytes from a few bytes of config."""
+    from zoo.errors import VerifyError
+
+    shape = spec.get("shape")
+    stored = sum(int(v.numel()) * int(v.element_size()) for v in t.values())
+    ok = (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_SIDE for n in shape)
+        and spec.get("dtype") in DTYPES
+    )
+    if not ok or not isinstance(shape, list) or shape[0] * shape[1] > MAX_WEIGHTS_PER_BYTE * max(stored, 1):
+        raise VerifyError(
+            f"a packed Linear's spec (shape {str(shape)[:60]}, dtype {str(spec.get('dtype'))[:20]!r}) does not fit its "
+            f"{stored} stored bytes; nothing was written; fix: do not use this checkpoint"
+        )
+    return int(shape[0]), int(shape[1])
+
+
 def decode(spec: dict[str, Any], t: Tensors, device: Any = "cpu") -> Any:
     """The 16-bit weight [rows, cols] from a Linear's ``spec`` and tensors ``t`` (names without its prefix)."""
     import torch
 
-    rows, cols = spec["shape"]
+    rows, cols = bounded(spec, t)
     dtype = getattr(torch, spec["dtype"])
     t = {k: _float(k, v.to(device), dtype) for k, v in t.items()}
     colbank = packbits.unpack(t["colbank"], cols) if "colbank" in t else None
