@@ -108,3 +108,13 @@ def test_host_estimates_are_within_a_quarter_of_measured_peaks(stage: str, args:
     estimate = max(s.host for s in p.stages if s.stage in ({"build"} if stage == "build" else {"baseline", "eval"}))
     assert estimate >= OVERHEAD[stage]
     assert abs(estimate - measured) <= 0.25 * measured, (stage, estimate, measured)
+
+
+@pytest.mark.parametrize(("gpus", "size"), [(0, 1), (1, 1), (2, 2), (3, 2), (8, 8), (16, 8)])
+def test_vllm_evals_shard_over_the_visible_gpus(gpus: int, size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from zoo.evaluation.harness import tensor_parallel
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert tensor_parallel() == size  # a power of two dividing LLaMA-3's 8 KV heads

@@ -137,13 +137,23 @@ def check_backend(backend: str) -> None:
             raise MissingExtraError("--backend vllm needs vLLM, which is not installed; fix: pip install vllm") from e
 
 
+def tensor_parallel() -> int:
+    """vLLM's tensor-parallel size: every visible GPU (``zoo plan`` sizes a 70B eval for two 80 GB GPUs, which
+    one engine reaches only by sharding across both), the largest power of two that divides the KV heads (8)."""
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 1
+    return max(p for p in (1, 2, 4, 8) if p <= max(n, 1))
+
+
 def harness_model(model: Any, tokenizer: Any, batch_size: int, backend: str, model_dir: Path | None) -> Any:
     """lm-eval's HF wrapper around the loaded model, or its vLLM backend on the checkpoint folder."""
     if backend == "vllm":
         check_backend(backend)
         from lm_eval.models.vllm_causallms import VLLM
 
-        return VLLM(pretrained=str(model_dir), batch_size=batch_size, dtype="auto", gpu_memory_utilization=0.8)
+        return VLLM(pretrained=str(model_dir), batch_size=batch_size, dtype="auto", gpu_memory_utilization=0.8,
+                    tensor_parallel_size=tensor_parallel())  # fmt: skip
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
