@@ -22,27 +22,15 @@ import pytest
 
 from tests.conftest import RECIPES, ROOT, write
 from tests.hub_server import HubServer
+from tests.test_bad_input import GOOD, run_main
 from zoo.catalog import load, recipe_paths
-from zoo.cli import main
 from zoo.errors import CardError, UsageError, VerifyError
 from zoo.recipe import load_recipe
 from zoo.recipe.schema import CardSpec
 from zoo.workdir import Layout
 
 NAME = "tiny-llama3-rtn-4bit"
-GOOD = "name: {name}\nextends: _base/tiny-llama3\nmethod: rtn\nweights: {{bits: 4}}\n"
 TINY = ROOT / "zoo" / "tiny" / "tiny-llama3"
-
-
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    old = sys.argv
-    sys.argv = ["zoo", *argv]
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        sys.argv = old
-    return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
 def one_error(code: int, err: str, expected: int, recipe: bool = False) -> str:
