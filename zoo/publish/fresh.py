@@ -29,7 +29,7 @@ from typing import Any
 
 from zoo.errors import VerifyError, ZooError
 from zoo.parse import load_json
-from zoo.publish.manifest import Identity, newer
+from zoo.publish.manifest import Identity, newer, order
 from zoo.untrusted import plain
 from zoo.workdir import write_json
 
@@ -83,7 +83,7 @@ def _read(folder: Path) -> dict[str, Any]:
 
 def _order(record: dict[str, Any]) -> tuple[datetime, datetime | None] | None:
     try:
-        return Identity("x", "x/x", "0" * 64, record["built"], record.get("evaluated")).order()
+        return order(record["built"], record.get("evaluated"))
     except (KeyError, TypeError, ValueError):
         return None
 

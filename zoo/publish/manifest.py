@@ -58,8 +58,12 @@ class Identity:
     evaluated: str | None  # eval.json's created, when the release has one
 
     def order(self) -> tuple[datetime, datetime | None]:
-        """What makes one release newer than another: a later build, then a later evaluation of it."""
-        return _when(self.built), _when(self.evaluated) if self.evaluated else None
+        return order(self.built, self.evaluated)
+
+
+def order(built: str, evaluated: str | None) -> tuple[datetime, datetime | None]:
+    """What makes one release newer than another: a later build, then a later evaluation of it."""
+    return _when(built), _when(evaluated) if evaluated else None
 
 
 @dataclass(frozen=True)

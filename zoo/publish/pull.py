@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import HubError, TokenError, UnknownNameError, VerifyError, ZooError
+from zoo.errors import HubError, TokenError, UnknownNameError, VerifyError
 from zoo.publish import fresh, hub
 from zoo.publish.fetch import download
 from zoo.publish.manifest import MANIFEST, MAX_BYTES, Entry, Identity, Manifest, check_build_json, parse
@@ -219,7 +219,8 @@ def _pull(
         discard(target, keep_partial and hub.status_of(e) is None)
         if is_disk_full(e):
             raise disk_full(target.root, f"{repo_id}'s files", "--local-dir") from None
-        raise _inert(hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False)) from None
+        # translate quotes the server only through untrusted.plain, and the CLI prints every line inert
+        raise hub.translate(e, repo_id, f"downloading {repo_id}", RETRY, writing=False) from None
     except BaseException:
         discard(target, keep_partial)
         raise
@@ -241,11 +242,6 @@ def _pull(
         repo_id, label, commit, target.root, len(entries), total, reused, provenance, signed_by, manifest.identity,
         manifest.unpacked_sha256 is not None, where,
     )  # fmt: skip
-
-
-def _inert(e: Exception) -> Exception:
-    """A translated Hub error whose text may quote the server (its error message): one printable line."""
-    return type(e)(plain(str(e), 1000)) if isinstance(e, ZooError) else e
 
 
 def check_identity(manifest: Manifest, repo_id: str, recipe: str | None, signed: bool, source: str) -> None:
