@@ -127,7 +127,7 @@ def quantize(ctx: BuildContext[DBLLMParams]) -> dict[str, Any]:
         table[module] = (result.codes.cpu(), result.levels.cpu())
 
     model, bits, code = native.quantize_layers(
-        ctx, lambda w, h: quantize_weight(w, h, group, p.dampening_frac), keep if p.distillation else None
+        ctx, native.plain(lambda w, h: quantize_weight(w, h, group, p.dampening_frac)), keep if p.distillation else None
     )
     if p.distillation:
         from zoo.methods import dad

@@ -114,15 +114,15 @@ def _hidden(out: Any) -> Any:
 
 def run(ctx: BuildContext[Any], quantize: WeightFn, scheme: dict[str, Any]) -> dict[str, Any]:
     """Quantize every decoder Linear of ``ctx``'s model with ``quantize`` and save the checkpoint."""
-    return save(ctx, *quantize_layers(ctx, quantize), scheme)
+    return save(ctx, *quantize_layers(ctx, plain(quantize)), scheme)
 
 
 def run_steps(ctx: BuildContext[Any], step: StepFn, scheme: dict[str, Any]) -> dict[str, Any]:
     """``run`` for a method whose per-Linear step observes the layer's calibration inputs (``StepFn``)."""
-    return save(ctx, *quantize_layers(ctx, None, step=step), scheme)
+    return save(ctx, *quantize_layers(ctx, step), scheme)
 
 
-def _plain(quantize: WeightFn) -> StepFn:
+def plain(quantize: WeightFn) -> StepFn:
     """A ``WeightFn`` as a step that observes nothing (W read when it runs, as before steps existed)."""
     return lambda module, hessian: (None, lambda: quantize(module.weight.data.float(), hessian.h))
 
@@ -145,21 +145,14 @@ def replay(layer: Any, linears: dict[str, Any], observers: dict[str, Observe], i
             h.remove()
 
 
-def quantize_layers(
-    ctx: BuildContext[Any], quantize: WeightFn | None, record: RecordFn | None = None, step: StepFn | None = None
-) -> tuple[Any, float, float]:
+def quantize_layers(ctx: BuildContext[Any], step: StepFn, record: RecordFn | None = None) -> tuple[Any, float, float]:
     """The layer-by-layer pass alone: the model (on the host, every decoder Linear quantized), its bits and
-    code bits per weight. ``record`` sees each Linear with its result, for a method that trains on after the
-    pass (DB-LLM's distillation keeps the binary codes); ``run`` is this pass and ``save``. ``step`` replaces
-    ``quantize`` for a method that observes the layer's inputs (``run_steps``)."""
+    code bits per weight. ``step`` is the method's per-Linear step (``plain(quantize)`` for one that needs only
+    W and H). ``record`` sees each Linear with its result, for a method that trains on after the pass (DB-LLM's
+    distillation keeps the binary codes); ``run`` is this pass and ``save``."""
     import torch
 
     from zoo.progress import reporter
-
-    if step is None:
-        if quantize is None:
-            raise TypeError("quantize_layers needs quantize or step")
-        step = _plain(quantize)
 
     model = ctx.load_model()
     model.config.use_cache = False
