@@ -91,3 +91,16 @@ def load_json(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> 
     if depth(value) > max_depth:
         raise LimitError(f"JSON nested more than {max_depth} levels deep")
     return value
+
+
+# A base card's mirrored ``extra_gated_*`` fields, as JSON in build.json and front matter in the card: Meta's
+# whole license prompt is about 10 kB.
+MAX_GATING_BYTES = 64 << 10
+MAX_GATING_DEPTH = 6
+
+
+def check_gating(fields: dict[str, Any]) -> None:
+    """The mirrored gating fields within their limits (``LimitError`` past them): one check for the build,
+    which mirrors them, and for build.json, which any editor or older zoo may have made larger."""
+    load_json(json.dumps(fields, default=str), MAX_GATING_BYTES, MAX_GATING_DEPTH)
+

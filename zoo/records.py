@@ -125,12 +125,9 @@ class BuildRecord(Record):
     def _gating_within_limits(cls, value: dict[str, Any]) -> dict[str, Any]:
         """The mirrored gating fields within the limits the build applies (a build.json of an older zoo, or one
         edited, could carry more; the card mirrors them into front matter): past them the record is unreadable."""
-        import json
+        from zoo.parse import check_gating
 
-        from zoo.build.load import MAX_GATING_BYTES, MAX_GATING_DEPTH
-        from zoo.parse import load_json
-
-        load_json(json.dumps(value, default=str), MAX_GATING_BYTES, MAX_GATING_DEPTH)  # LimitError: a ValueError
+        check_gating(value)  # LimitError: a ValueError, so pydantic reports the record as invalid
         return value
 
     @classmethod

@@ -9,7 +9,6 @@ whole model in host RAM nor on the accelerator: the sequential pipeline onloads 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -33,8 +32,6 @@ GATING_PREFIX = "extra_gated_"
 # Limits on the base's card (a Hub file): Meta's gating prompt, the whole license, is about 10 kB.
 MAX_CARD_BYTES = 4 << 20  # read no more of README.md than this; the front matter opens it
 MAX_FRONT_MATTER_BYTES = 256 << 10
-MAX_GATING_BYTES = 64 << 10  # the mirrored extra_gated_* fields, as JSON in build.json
-MAX_GATING_DEPTH = 6
 MAX_CONFIG_BYTES = 32 << 20  # config.json / tokenizer_config.json (added tokens make the latter large)
 
 
@@ -66,7 +63,7 @@ def gating(base: Path) -> dict[str, Any]:
     import yaml
     from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    from zoo.parse import LimitError, load_json, load_yaml
+    from zoo.parse import LimitError, check_gating, load_yaml
 
     card = base / "README.md"
     if not card.is_file():
@@ -91,7 +88,7 @@ def gating(base: Path) -> dict[str, Any]:
         return {}
     mirrored = {str(k): v for k, v in data.items() if str(k).startswith(GATING_PREFIX)}
     try:  # the same limits, on what build.json and the card will carry
-        load_json(json.dumps(mirrored, default=str), MAX_GATING_BYTES, MAX_GATING_DEPTH)
+        check_gating(mirrored)
     except LimitError as e:
         raise VerifyError(f"{where}: its {GATING_PREFIX}* fields are over zoo's limits ({e}); {fix}") from None
     return mirrored
