@@ -93,7 +93,7 @@ def main() -> None:
         p.error("--write-docs writes whole tables: run it without --only")
     from transformers import AutoTokenizer
 
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.catalog import load
     from zoo.data.calibration import token_ids
     from zoo.fidelity import variants

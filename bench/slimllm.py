@@ -2,7 +2,7 @@
 
 Run: python bench/slimllm.py [--reference DIR] [--workdir DIR] [--bases tiny-llama3 tiny-llama3-outliers]
 [--second-order]. Not a test: it prints a Markdown table per base. ``tiny-llama3-slimllm-2bit`` is built with
-``zoo.build.build`` (what `zoo build` runs; on the outlier proxy as the same recipe with ``base: {builtin:
+``zoo.quantize.build`` (what `zoo build` runs; on the outlier proxy as the same recipe with ``base: {builtin:
 tiny-llama3-outliers}``) and measured by held-out pydoc perplexity (256-token windows, fp32) and a
 reconstruction proxy: over every decoder Linear, sum tr(dW H dW^T) / sum tr(W H W^T), dW the change from the
 base's weight and H its inputs' Hessian on the recipe's calibration windows in the quantized model itself.
@@ -123,7 +123,7 @@ def main() -> None:
     args = p.parse_args()
     from transformers import AutoTokenizer
 
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.catalog import load
     from zoo.data.calibration import calibration, token_ids
     from zoo.methods import slimllm

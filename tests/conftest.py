@@ -60,7 +60,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def built(workdir: Path):
     """Build a tiny recipe (once per session) and return its model folder."""
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.catalog import load
 
     def get(name: str) -> Path:

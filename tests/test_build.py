@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 from tests.conftest import RECIPES, write
-from zoo.build import build
+from zoo.quantize import build
 from zoo.catalog import load
 from zoo.cli import cli
 from zoo.tiny import corpus
@@ -267,7 +267,7 @@ def test_gptqmodel_format_without_the_extra(catalog: Path, tmp_path: Path) -> No
 def test_provenance_stamp_keeps_every_tensor(tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from zoo.build.provenance import read_metadata, stamp
+    from zoo.quantize.provenance import read_metadata, stamp
 
     tensors = {"a": torch.arange(7, dtype=torch.int8), "b": torch.randn(3, 5).to(torch.bfloat16), "c": torch.ones(1)}
     save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})

@@ -40,7 +40,7 @@ def synthetic(
     base: dict[str, float] | None = None,
 ) -> None:
     """A fixed build.json (over a real 5-byte checkpoint file) and eval.json, as zoo build / zoo eval write them."""
-    from zoo.build.run import recipe_sha256
+    from zoo.quantize.run import recipe_sha256
     from zoo.evaluation.run import recovery
 
     folder = workdir / recipe.name

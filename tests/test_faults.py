@@ -170,7 +170,7 @@ mount -t tmpfs -o size={size} tmpfs "$W" || exit 99
 echo $? > "$OUT/first.rc"
 head -c $(( $(df --output=avail -B1 "$W" | tail -1) - 2000000 )) /dev/zero > "$W/filler"  # leave 2 MB
 (cd "$W" && find . -type f ! -name .zoo.lock -print0 | sort -z | xargs -0 sha256sum) > "$OUT/before.sum"
-{python} -c "import sys, zoo.build.run as r; r.check_disk = lambda *a, **k: None; sys.argv[0] = 'zoo'; \
+{python} -c "import sys, zoo.quantize.run as r; r.check_disk = lambda *a, **k: None; sys.argv[0] = 'zoo'; \
 from zoo.cli import main; main()" --recipes {recipes} build {name} --device cpu --force --workdir "$W" 2>"$OUT/second.err"
 echo $? > "$OUT/second.rc"
 (cd "$W" && find . -type f ! -name .zoo.lock -print0 | sort -z | xargs -0 sha256sum) > "$OUT/after.sum"

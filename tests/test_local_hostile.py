@@ -187,7 +187,7 @@ def test_records_are_never_written_through_a_link(carded: Path, tmp_path: Path) 
 
 
 def test_the_provenance_stamp_replaces_a_link_instead_of_writing_through_it(tmp_path: Path) -> None:
-    from zoo.build.provenance import read_metadata, stamp
+    from zoo.quantize.provenance import read_metadata, stamp
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -213,7 +213,7 @@ def alias_bomb(levels: int = 9, fan: int = 4) -> str:
 
 
 def test_the_alias_bomb_is_small_and_refused_before_expanding(tmp_path: Path) -> None:
-    from zoo.build.load import gating
+    from zoo.loader import gating
     from zoo.parse import LimitError, load_yaml
 
     bomb = alias_bomb()
@@ -227,7 +227,7 @@ def test_the_alias_bomb_is_small_and_refused_before_expanding(tmp_path: Path) ->
 
 def test_gating_fields_are_capped_and_a_real_card_still_mirrors(tmp_path: Path) -> None:
     from tests.test_rehearse import META_CARD
-    from zoo.build.load import gating
+    from zoo.loader import gating
 
     (tmp_path / "README.md").write_text(META_CARD)
     assert gating(tmp_path)["extra_gated_fields"]["Country"] == "country"

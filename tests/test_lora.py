@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import RECIPES, write
 
-from zoo.build import build
+from zoo.quantize import build
 from zoo.catalog import load as load_recipe
 from zoo.lora import icq, iec, nf4
 from zoo.lora.quantized import default_backend, quantize_base

@@ -49,7 +49,7 @@ def test_a_capped_eval_offloads_to_disk_and_measures_the_same(
 
 def test_a_packed_checkpoint_is_refused_before_measuring(catalog: Path, tmp_path: Path) -> None:
     """compressed-tensors cannot read packed weights back from disk offload: one line, exit 2, nothing measured."""
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.errors import UsageError
     from zoo.evaluation.run import evaluate
 
@@ -77,7 +77,7 @@ def test_eval_spreads_over_every_visible_gpu(catalog: Path, tmp_path: Path, capl
     """On a machine with two or more GPUs, the model is placed over all of them and measures as on one."""
     import torch
 
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.evaluation.run import evaluate
 
     if torch.cuda.device_count() < 2:

@@ -42,7 +42,7 @@ def test_measure_reports_the_share_per_kind_of_linear() -> None:
 def _rtn_2bit_ratio(base: str, tmp_path: Path) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.catalog import load
     from zoo.data.calibration import token_ids
     from zoo.evaluation.perplexity import perplexity

@@ -31,7 +31,7 @@ MANIFEST = "zoo-release.json"
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(catalog, workdir): NAME and FAKE built once and carded (no evaluation)."""
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.card import render
     from zoo.catalog import load, recipe_paths
     from zoo.recipe import load_recipe

@@ -31,7 +31,7 @@ MANIFEST = "zoo-release.json"
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A built, carded tiny variant (no eval.json) in its own workdir; tests copy it before changing it."""
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.card import render
     from zoo.catalog import load, recipe_paths
     from zoo.recipe import load_recipe

@@ -48,7 +48,7 @@ def build_cmd(
 ) -> None:
     """Quantize recipe NAME into <workdir>/NAME/model with a build.json manifest."""
     require("build", "build")
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.catalog import load
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)

@@ -41,7 +41,7 @@ class EvalResult:
 
 
 def _versions() -> dict[str, str | None]:
-    from zoo.build.manifest import package_versions
+    from zoo.machine import package_versions
 
     return package_versions(("lm-eval", "lmms-eval", "torch", "transformers"))
 
@@ -93,7 +93,7 @@ def measure(
     from zoo.lora.load import is_adapter
 
     if is_adapter(model_dir):  # QLoRA / IR-QLoRA: the quantized base plus the adapter, as users load it
-        from zoo.build.load import resolve
+        from zoo.loader import resolve
         from zoo.lora.load import load as load_adapter
 
         model = load_adapter(model_dir, resolve(recipe, recipe_dir).path, device, dtype).base_model.model
@@ -268,7 +268,7 @@ def baseline(
     backend: str = "hf",
     host_memory: int | None = None,
 ) -> BaselineRecord:
-    from zoo.build.load import resolve
+    from zoo.loader import resolve
 
     path = _baseline_path(recipe, workdir, limit, batch_size, backend)
     cached = None if force else BaselineRecord.read_from(path)
@@ -371,7 +371,7 @@ def _evaluate(
         from zoo.evaluation.vision import check
 
         check(vision)
-    from zoo.build.run import check_recipe
+    from zoo.quantize.run import check_recipe
 
     build = BuildRecord.checked(layout)  # a truncated or altered checkpoint stops here, not in a loader
     check_recipe(recipe, build, folder)

@@ -40,7 +40,7 @@ def base_path(reference: str, revision: str | None) -> Path:
         return builtin_path(reference)
     if Path(reference).is_dir():
         return Path(reference)
-    from zoo.build.load import download
+    from zoo.loader import download
 
     return download(reference, revision)
 

@@ -2,7 +2,7 @@
 
 Calibration runs through llm-compressor's sequential pipeline with the family's decoder layer as the
 unit, so the accelerator holds one decoder layer (plus its activations) at a time while the rest of
-the model stays on the host, or on disk where the host is too small (see ``zoo.build.load``).
+the model stays on the host, or on disk where the host is too small (see ``zoo.loader``).
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def _pull(
     if manifest.identity is not None:
         tag = label if _RELEASE_TAG.fullmatch(label) else commit
         fresh.record(hub.endpoint(), repo_id, signer, manifest.identity, commit, tag)
-    from zoo.build.provenance import PREFIX, read_metadata
+    from zoo.quantize.provenance import PREFIX, read_metadata
 
     weights = sorted(e.path for e in entries if e.path.endswith(".safetensors"))
     meta = read_metadata(target.root / weights[0]) if weights else {}

@@ -42,7 +42,7 @@ def release_one(
 ) -> ReleaseOutcome:
     """One recipe's four stages under one hold of its lock, so no other zoo process runs a stage between them.
     ``host_memory`` (bytes) reaches the build, ``backend`` and ``batch_size`` the eval, as their own options."""
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.card import render
     from zoo.catalog import load, siblings
     from zoo.evaluation.run import evaluate

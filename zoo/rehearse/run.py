@@ -106,7 +106,7 @@ def check_push_target(push: bool) -> None:
 
 
 def rehearse_one(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_dir: Path, limit: int, push: bool) -> Rehearsal:
-    from zoo.build import build
+    from zoo.quantize import build
     from zoo.card import render
     from zoo.evaluation.run import evaluate
     from zoo.publish.push import push as push_release

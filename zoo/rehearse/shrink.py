@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zoo.build.load import LICENSE_FILES
+from zoo.loader import LICENSE_FILES
 from zoo.errors import ZooError
 from zoo.workdir import staging
 
@@ -76,7 +76,7 @@ def shrink_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def fetch_small_files(repo_id: str, revision: str | None) -> Path:
     """The base's config, tokenizer and processor files at the pinned revision (the real download path)."""
-    from zoo.build.load import download
+    from zoo.loader import download
 
     return download(repo_id, revision, SMALL_FILES)
 

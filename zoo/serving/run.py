@@ -146,7 +146,7 @@ def _check(
 
 def settings(device: str, speed: bool, vllm_python: str | None) -> dict[str, Any]:
     """What decides the record: a vLLM that appears later, another device or speed on re-runs the stage."""
-    from zoo.build.manifest import package_versions
+    from zoo.machine import package_versions
 
     return {
         "device": device,
@@ -169,7 +169,7 @@ def bench(
     """Check and time the build of ``recipe`` in every runtime found; write bench.json (atomic) under the lock."""
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "bench", wait):
-        from zoo.build.run import check_recipe
+        from zoo.quantize.run import check_recipe
         from zoo.serving import vllm_process as vllm
 
         build = BuildRecord.checked(layout)  # a truncated or altered checkpoint stops here, not in a runtime
@@ -201,8 +201,8 @@ def _measure(
 ) -> BenchRecord:
     import transformers
 
-    from zoo.build.load import resolve
-    from zoo.build.manifest import package_versions
+    from zoo.loader import resolve
+    from zoo.machine import package_versions
     from zoo.serving import hf
 
     job = _job(recipe, layout, recipe_dir)

@@ -1,4 +1,5 @@
-"""Loading a recipe's base model: a Hub repo at its pinned revision, a local folder, or a built-in.
+"""The base loader every stage shares (build, eval, LoRA, bench, rehearse): a recipe's base model is
+a Hub repo at its pinned revision, a local folder, or a built-in.
 
 Hub bases download through ``snapshot_download`` into the normal HF cache, so the resolved commit is
 known and recorded; ``trust_remote_code`` is never enabled. Weights load onto the host and, beyond

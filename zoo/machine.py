@@ -1,4 +1,4 @@
-"""What build.json records beyond the recipe: versions, peak memory, and the machine."""
+"""What every stage record says about where it ran: package versions, peak memory, and the machine."""
 
 from __future__ import annotations
 

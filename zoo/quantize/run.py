@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from zoo.build import load as base_loader
-from zoo.build import manifest
+from zoo import loader as base_loader
+from zoo import machine as manifest
 from zoo.errors import NeedsAcceleratorError, NotBuildableError, NotReadyError, ZooError
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
@@ -193,7 +193,7 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         t = lap("quantize", t)
         timings["quantize"] = round(timings["quantize"] - timings.get("load", 0.0), 3)
         from zoo import __version__
-        from zoo.build.provenance import stamp
+        from zoo.quantize.provenance import stamp
 
         copied = base_loader.copy_license_files(source.path, out)
         if copied:
