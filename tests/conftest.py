@@ -60,8 +60,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def built(workdir: Path):
     """Build a tiny recipe (once per session) and return its model folder."""
-    from zoo.quantize import build
     from zoo.catalog import load
+    from zoo.quantize import build
 
     def get(name: str) -> Path:
         return build(load(name, RECIPES), workdir, RECIPES, device="cpu").model_dir

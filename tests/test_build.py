@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from safetensors import safe_open
 
 from tests.conftest import RECIPES, write
-from zoo.quantize import build
 from zoo.catalog import load
 from zoo.cli import cli
+from zoo.quantize import build
 from zoo.tiny import corpus
 from zoo.tiny.bases import builtin_path
 from zoo.workdir import sha256_file

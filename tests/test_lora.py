@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import RECIPES, write
 
-from zoo.quantize import build
 from zoo.catalog import load as load_recipe
 from zoo.lora import icq, iec, nf4
 from zoo.lora.quantized import default_backend, quantize_base
+from zoo.quantize import build
 from zoo.tiny.bases import builtin_path
 
 HAS_BNB = default_backend() == "bitsandbytes"

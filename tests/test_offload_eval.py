@@ -49,9 +49,9 @@ def test_a_capped_eval_offloads_to_disk_and_measures_the_same(
 
 def test_a_packed_checkpoint_is_refused_before_measuring(catalog: Path, tmp_path: Path) -> None:
     """compressed-tensors cannot read packed weights back from disk offload: one line, exit 2, nothing measured."""
-    from zoo.quantize import build
     from zoo.errors import UsageError
     from zoo.evaluation.run import evaluate
+    from zoo.quantize import build
 
     write(catalog, "tiny-offload-rtn", RECIPE)
     recipe = load("tiny-offload-rtn", catalog)
@@ -77,8 +77,8 @@ def test_eval_spreads_over_every_visible_gpu(catalog: Path, tmp_path: Path, capl
     """On a machine with two or more GPUs, the model is placed over all of them and measures as on one."""
     import torch
 
-    from zoo.quantize import build
     from zoo.evaluation.run import evaluate
+    from zoo.quantize import build
 
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two GPUs")

@@ -42,10 +42,10 @@ def test_measure_reports_the_share_per_kind_of_linear() -> None:
 def _rtn_2bit_ratio(base: str, tmp_path: Path) -> float:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from zoo.quantize import build
     from zoo.catalog import load
     from zoo.data.calibration import token_ids
     from zoo.evaluation.perplexity import perplexity
+    from zoo.quantize import build
     from zoo.tiny import corpus
 
     recipe = load("tiny-llama3-rtn-2bit", RECIPES)

@@ -90,8 +90,8 @@ def test_a_result_the_rules_miss_is_kept_as_an_exception() -> None:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Each native method's tiny recipe built once per base (the outlier base through a temporary recipe)."""
-    from zoo.quantize import build
     from zoo.catalog import load
+    from zoo.quantize import build
 
     work = tmp_path_factory.mktemp("packed-work")
     root = tmp_path_factory.mktemp("packed-recipes")
