@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RECIPES, ROOT
+from tests.hostile import crafted
 from tests.hub_server import HubServer
-from tests.test_security import crafted
 
 HEAVY = ("torch", "transformers", "datasets", "lm_eval", "llmcompressor", "compressed_tensors", "accelerate", "peft",
          "bitsandbytes", "safetensors", "tokenizers")  # fmt: skip

@@ -13,9 +13,9 @@ import socket
 from pathlib import Path
 
 from tests.conftest import RECIPES
+from tests.hostile import NAME, release, work, zoo  # noqa: F401  (fixtures)
 from tests.hub_server import HubServer
 from tests.test_card import synthetic
-from tests.test_security import NAME, release, work, zoo  # noqa: F401  (fixtures)
 from zoo.catalog import load
 
 SECRET = "s3cr3t-Pl4nted-in-the-endpoint"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RECIPES
-from tests.test_security import NAME, error_line, release, work  # noqa: F401  (fixtures)
+from tests.hostile import NAME, error_line, release, work  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

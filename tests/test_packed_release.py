@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RECIPES, write
+from tests.hostile import error_line
 from tests.hub_server import HubServer
-from tests.test_security import error_line
 
 NAME = "tiny-llama3-billm-1.1bit"
 FAKE = "tiny-llama3-billm-1.1bit-fake"
@@ -31,9 +31,9 @@ MANIFEST = "zoo-release.json"
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(catalog, workdir): NAME and FAKE built once and carded (no evaluation)."""
-    from zoo.quantize import build
     from zoo.card import render
     from zoo.catalog import load, recipe_paths
+    from zoo.quantize import build
     from zoo.recipe import load_recipe
 
     root = tmp_path_factory.mktemp("recipes")

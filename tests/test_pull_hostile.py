@@ -2,7 +2,7 @@
 release of another variant, rollback to an older signed release, a file served larger than listed,
 and the lines a missing parent folder or a second concurrent pull used to get.
 
-As in test_security.py (whose fixtures these reuse), every command runs as a user runs it, with the real
+As in test_security.py (both use the fixtures of tests/hostile.py), every command runs as a user runs it, with the real
 huggingface_hub client against tests/hub_server.py. The freshness record goes to a folder per test.
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_security
+from tests import hostile
 from tests.conftest import RECIPES
+from tests.hostile import MANIFEST, NAME, crafted, error_line, snapshot, zoo
 from tests.hub_server import HubServer
-from tests.test_security import MANIFEST, NAME, crafted, error_line, snapshot, zoo
 from tests.test_signing import keypair
 
-release, work, home = test_security.release, test_security.work, test_security.home  # its fixtures, used here
+release, work, home = hostile.release, hostile.work, hostile.home  # its fixtures, used here
 
 FORGED = "signed by key publisher.pub.pem: the release manifest's signature verifies"
 GPTQ = "tiny-llama3-gptq-4bit"
