@@ -13,103 +13,25 @@ n requests matching ``"METHOD /path"`` with 429 and ``Retry-After``; ``stall`` p
 until ``stop()``. ``parentCommit`` in a commit header is honoured (412 when the branch moved).
 ``oversize["owner/name/path"] = (n, declared)`` serves that file with n more bytes than it lists, the
 Content-Length saying so when ``declared``, else none (the body ends when the connection closes).
+The stored state is hub_state.py; upload routes hub_uploads.py; Collections hub_collections.py.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from tests.hub_collections import CollectionRoutes
-
-LFS_SUFFIXES = (".safetensors", ".png", ".bin", ".pt")
-
-
-def git_blob_oid(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+from tests.hub_state import LFS_SUFFIXES, Entry, HubState, Repo, git_blob_oid
+from tests.hub_uploads import UploadRoutes
 
 
-@dataclass
-class Entry:
-    """A committed file; its oids are fixed when committed, as the Hub's are."""
-
-    data: bytes
-    lfs: bool
-    sha256: str = ""
-    oid: str = ""
-
-    def __post_init__(self) -> None:
-        self.sha256 = hashlib.sha256(self.data).hexdigest()
-        self.oid = git_blob_oid(self.pointer() if self.lfs else self.data)
-
-    def pointer(self) -> bytes:
-        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {len(self.data)}\n".encode()
-
-
-@dataclass
-class Repo:
-    private: bool
-    gated: str | bool = False  # the access setting: False, "auto" or "manual"
-    refs: dict[str, str] = field(default_factory=dict)  # branch or tag -> commit id
-    commits: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> {"files", "message", "parent"}
-
-
-class HubState:
-    def __init__(self, token: str) -> None:
-        self.token = token
-        self.repos: dict[str, Repo] = {}
-        self.lfs: dict[tuple[str, str], bytes] = {}  # (repo, sha256) -> content, uploaded but maybe not committed
-        self.lock = threading.Lock()
-        self.drop_puts = 0
-        self.requests: list[str] = []
-        self.read_tokens: set[str] = set()
-        # "user:password" pairs a mirror takes as the write token's user (HF_ENDPOINT=http://user:password@host:
-        # the client then sends Basic auth, as httpx does for a URL's userinfo)
-        self.basic: set[str] = set()
-        self.throttle: dict[str, int] = {}  # regex on "METHOD /path" -> how many more 429s
-        self.retry_after = "1"
-        self.stall: list[str] = []  # regexes on "METHOD /path" that never get an answer
-        self.gated: set[str] = set()  # repo ids whose files answer 403 GatedRepo, as for terms not accepted
-        self.oversize: dict[str, tuple[int, bool]] = {}  # "repo/path" -> (bytes served past its size, declared)
-        self.collections: dict[str, dict[str, Any]] = {}  # slug -> the collection, as the Hub's API returns it
-        self.released = threading.Event()
-
-    def craft(
-        self, repo_id: str, files: dict[str, bytes], tag: str | None = None, private: bool = False, branch: str = "main"
-    ) -> str:
-        """Commit ``files`` as they are (no path checks) on ``branch``, creating the repo; optionally tag it.
-        Dataset repos are named ``datasets/<owner>/<name>``."""
-        repo = self.repos.setdefault(repo_id, Repo(private=private))
-        lfs = {p: Entry(d, lfs=p.endswith(LFS_SUFFIXES) or len(d) > 1_000_000) for p, d in files.items()}
-        cid = self.commit(repo, branch, lfs, f"crafted {len(files)} files")
-        if tag:
-            repo.refs[tag] = cid
-        return cid
-
-    def commit(self, repo: Repo, branch: str, files: dict[str, Entry], message: str) -> str:
-        parent = repo.refs.get(branch, "")
-        digest = hashlib.sha1(parent.encode() + message.encode())
-        for path in sorted(files):
-            digest.update(f"{path}:{files[path].oid}".encode())
-        cid = digest.hexdigest()
-        repo.commits[cid] = {"files": files, "message": message, "parent": parent}
-        repo.refs[branch] = cid
-        return cid
-
-    def corrupt(self, repo_id: str, path: str, revision: str = "main") -> None:
-        repo = self.repos[repo_id]
-        entry = repo.commits[repo.refs[revision]]["files"][path]
-        entry.data = entry.data[:-1] + bytes([entry.data[-1] ^ 0xFF])  # same size, same oids, other bytes
-
-
-class Handler(CollectionRoutes, BaseHTTPRequestHandler):
+class Handler(UploadRoutes, CollectionRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: HubState
     base_url: str
@@ -143,7 +65,6 @@ class Handler(CollectionRoutes, BaseHTTPRequestHandler):
         return self._may_write() or auth in {f"Bearer {t}" for t in self.state.read_tokens}
 
     def _may_write(self) -> bool:
-        import base64
 
         auth = self.headers.get("Authorization")
         basic = {"Basic " + base64.b64encode(pair.encode()).decode() for pair in self.state.basic}
@@ -326,103 +247,6 @@ class Handler(CollectionRoutes, BaseHTTPRequestHandler):
             return self._error(400, "BadRequest", "metadata must be a mapping")
         self._send(200, {"errors": [], "warnings": []})
 
-    def preupload(self, query: Any, repo: str, rev: str) -> None:
-        body = json.loads(self._body())
-        if self._repo(repo, need_write=True) is None:
-            return
-        files = [
-            {
-                "path": f["path"],
-                "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) or f["size"] > 1_000_000 else "regular",
-                "shouldIgnore": False,
-            }
-            for f in body["files"]
-        ]
-        self._send(200, {"files": files, "commitOid": None})
-
-    def lfs_batch(self, query: Any, repo: str) -> None:
-        body = json.loads(self._body())
-        if self._repo(repo, need_write=True) is None:
-            return
-        objects = []
-        for o in body["objects"]:
-            entry: dict[str, Any] = {"oid": o["oid"], "size": o["size"]}
-            if (repo, o["oid"]) not in self.state.lfs:
-                entry["actions"] = {
-                    "upload": {"href": f"{self.base_url}/lfs-upload/{repo}/{o['oid']}", "header": {}},
-                    "verify": {"href": f"{self.base_url}/lfs-verify/{repo}/{o['oid']}", "header": {}},
-                }
-            objects.append(entry)
-        self._send(200, {"transfer": "basic", "objects": objects}, {"Content-Type": "application/vnd.git-lfs+json"})
-
-    def lfs_put(self, query: Any, repo: str, oid: str) -> None:
-        n = int(self.headers.get("Content-Length") or 0)
-        if self.state.drop_puts > 0:
-            self.state.drop_puts -= 1
-            self.rfile.read(min(n, 1024))
-            self.close_connection = True
-            self.connection.shutdown(2)  # the connection drops mid-upload; nothing is stored
-            return
-        data = self.rfile.read(n)
-        if hashlib.sha256(data).hexdigest() != oid:
-            return self._error(400, "BadRequest", "sha256 mismatch")
-        self.state.lfs[(repo, oid)] = data
-        self._send(200, {})
-
-    def lfs_verify(self, query: Any, repo: str, oid: str) -> None:
-        self._body()
-        self._send(200 if (repo, oid) in self.state.lfs else 404, {})
-
-    def commit(self, query: Any, repo: str, rev: str) -> None:
-        lines = [json.loads(x) for x in self._body().splitlines() if x.strip()]
-        r = self._repo(repo, need_write=True)
-        if r is None:
-            return
-        found = self._files(r, rev)
-        if found is None:
-            return
-        files = dict(found[1])
-        message = ""
-        for line in lines:
-            key, value = line["key"], line["value"]
-            if key == "header":
-                parent = value.get("parentCommit")
-                if parent and r.refs.get(rev, rev) != parent:
-                    return self._error(412, "PreconditionFailed", f"{rev} has moved past {parent}")
-                message = value["summary"] + ("\n\n" + value["description"] if value.get("description") else "")
-            elif key == "file":
-                files[value["path"]] = Entry(base64.b64decode(value["content"]), lfs=False)
-            elif key == "lfsFile":
-                if (repo, value["oid"]) not in self.state.lfs:
-                    return self._error(422, "LfsNotUploaded", f"LFS object {value['oid']} was not uploaded")
-                files[value["path"]] = Entry(self.state.lfs[(repo, value["oid"])], lfs=True)
-            elif key in ("deletedFile", "deletedFolder"):
-                files = {
-                    p: e for p, e in files.items() if p != value["path"] and not p.startswith(value["path"].rstrip("/") + "/")
-                }
-        cid = self.state.commit(r, rev, files, message)
-        self._send(200, {"commitUrl": f"{self.base_url}/{repo}/commit/{cid}", "commitOid": cid, "success": True})
-
-    def tag(self, query: Any, repo: str, rev: str) -> None:
-        body = json.loads(self._body())
-        r = self._repo(repo, need_write=True)
-        if r is None or self._files(r, rev) is None:
-            return
-        if body["tag"] in r.refs:
-            return self._error(409, "TagExists", f"Tag {body['tag']} already exists")
-        r.refs[body["tag"]] = r.refs.get(rev, rev)
-        self._send(200, {})
-
-    def branch(self, query: Any, repo: str, branch: str) -> None:
-        self._body()
-        r = self._repo(repo, need_write=True)
-        if r is None:
-            return
-        if branch in r.refs:
-            return self._error(409, "BranchExists", f"Branch {branch} already exists")
-        r.refs[branch] = r.refs["main"]
-        self._send(200, {})
-
     def refs(self, query: Any, repo: str) -> None:
         r = self._repo(repo)
         if r is None:
@@ -538,3 +362,6 @@ class HubServer:
         self.state.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+__all__ = ["LFS_SUFFIXES", "Entry", "HubServer", "HubState", "Repo", "git_blob_oid"]
