@@ -510,11 +510,9 @@ def test_plot_with_study_points_uses_log_for_wide_ranges_and_draws_them_hollow(t
 
 def test_plot_legend_names_only_what_is_drawn(tmp_path: Path) -> None:
     from zoo.card.plot import plot
+    from zoo.variant.points import Point
 
-    points = [
-        {"name": "a", "series": "GPTQ (g128)", "bits": 4, "value": 7.0, "recovery": None, "measured": False},
-        {"name": "b", "series": "GPTQ (g128)", "bits": 3, "value": 8.0, "recovery": None, "measured": False},
-    ]
+    points = [Point("a", "GPTQ (g128)", 4, 7.0, None, False, False), Point("b", "GPTQ (g128)", 3, 8.0, None, False, False)]
     drawn = plot(points, "WikiText2", "not-drawn", "base", tmp_path / "p.png")
     assert drawn is not None and drawn["legend"] == ["GPTQ (g128)"] and drawn["scale"] == "linear"
     assert drawn["title"].endswith("2 published by the study (hollow)")
@@ -607,6 +605,7 @@ def test_limited_run_publishes_no_hub_eval_results(tmp_path: Path) -> None:
 def test_serving_memory_is_weights_plus_the_kv_cache_of_the_checkpoint_config(tmp_path: Path) -> None:
     from zoo.card.usage import method_class, serving_memory
     from zoo.records import BuildRecord
+    from zoo.variant.read import read
     from zoo.workdir import Layout
 
     recipe = load("llama3-8b-gptq-4bit", RECIPES)
@@ -616,10 +615,10 @@ def test_serving_memory_is_weights_plus_the_kv_cache_of_the_checkpoint_config(tm
         {"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "hidden_size": 4096}
     ))  # fmt: skip
     build = BuildRecord.require(Layout(tmp_path, recipe.name))
-    mem = serving_memory(recipe, build, model)
+    mem = serving_memory(read(recipe, tmp_path))
     assert mem is not None and mem["kv_gb"] == pytest.approx(2 * 32 * 8 * 128 * 2 * 8192 / 1e9)  # LLaMA-3-8B: 1.07 GB
-    assert mem["total_gb"] == pytest.approx(build.total_bytes / 1e9 + mem["kv_gb"])
-    assert serving_memory(recipe, None, model) is None
+    assert mem["total_gb"] == pytest.approx(build.total_bytes / 1e9 + mem["kv_gb"]) and "packed" not in mem["total_text"]
+    assert serving_memory(read(recipe, tmp_path / "elsewhere")) is None
     kinds = {n: method_class(load(n, RECIPES)) for n in ("llama3-8b-gptq-4bit", "llama3-8b-smoothquant-w8a8",
                                                          "llama3-8b-billm-1.1bit", "llama3-8b-qlora-4bit")}  # fmt: skip
     assert kinds == {"llama3-8b-gptq-4bit": "weight-only", "llama3-8b-smoothquant-w8a8": "w8a8",

@@ -12,16 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import bits_label, dataset_title, fmt, ppl_name, primary_metric
-from zoo.card.siblings import hidden_count, plot_points, sibling_rows
-from zoo.card.usage import axes, intended_use, method_class, served, serving_memory
+from zoo.card.common import bits_label, fmt, ppl_name, primary_metric
+from zoo.card.siblings import hidden_count, plot_points, table
+from zoo.card.usage import KV_CONTEXT, axes, intended_use, method_class, served, serving_memory
 from zoo.families import FAMILIES
 from zoo.fidelity import fidelity
 from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BenchRecord, BuildRecord, EvalRecord
 from zoo.tasks import TASKS
-from zoo.workdir import Layout
+from zoo.variant.metrics import ZERO_SHOT_AVG, metric
+from zoo.variant.model import Variant
+from zoo.variant.read import assemble, text_config
+from zoo.workdir import Layout, sha256_file
 
 # Who implements a method that zoo runs through a library (by the checkpoint format it writes).
 IMPLEMENTED_BY = {
@@ -41,12 +44,8 @@ __all__ = ["STUDY", "fmt", "gather", "headline", "metric_label", "plot_points", 
 
 
 def metric_label(key: str) -> str:
-    group, metric = key.split("/", 1)
-    if group == "ppl":
-        return f"{dataset_title(metric)} perplexity"
-    if group == "zero_shot_avg":
-        return "zero-shot average (acc)"
-    return f"{group} ({metric})"
+    """The Metric table's label (``zoo.variant.metrics``)."""
+    return metric(key).label
 
 
 def results_rows(ev: EvalRecord | None, offline: bool = False) -> list[dict[str, Any]]:
@@ -62,7 +61,7 @@ def results_rows(ev: EvalRecord | None, offline: bool = False) -> list[dict[str,
     for k, v in ev.metrics.items():
         r = rec.get(k)
         text = ZERO_BASE if r is None and base.get(k) == 0 else fmt(r)
-        if few and r is not None and not k.startswith("ppl/"):
+        if few and r is not None and not metric(k).is_perplexity:
             text = f"{text} (on {few})"
         rows.append(
             {
@@ -108,8 +107,8 @@ def headline(recipe: Recipe, ev: EvalRecord | None, rows: list[dict[str, Any]]) 
     usable = {r["key"]: r for r in rows if r["recovery"] is not None}
     primary = primary_metric(recipe)
     limit = ev.limit
-    offline = recipe.eval.task_data is not None and any(not r["key"].startswith("ppl/") for r in rows)
-    order = [primary, "zero_shot_avg/acc"] if limit or offline else ["zero_shot_avg/acc", primary]
+    offline = recipe.eval.task_data is not None and any(not metric(r["key"]).is_perplexity for r in rows)
+    order = [primary, ZERO_SHOT_AVG] if limit or offline else [ZERO_SHOT_AVG, primary]
     row = next((usable[k] for k in order if k and k in usable), None)
     items = _items_per_task(ev)
     offline_note = (
@@ -128,14 +127,14 @@ def headline(recipe: Recipe, ev: EvalRecord | None, rows: list[dict[str, Any]]) 
             f"**{title}.** Quick run only (`zoo eval --limit {limit}`: {sample}), not a full evaluation: "
             f"{measured} ({fmt(row['recovery'])}% on this sample)."
         )
-    elif offline and not row["key"].startswith("ppl/"):
+    elif offline and not metric(row["key"]).is_perplexity:
         text = f"**{title}.** On zoo's small offline task files: {measured}."
     else:
         text = f"**{title}, recovering {fmt(row['recovery'])}% of the 16-bit model's {row['label']}.**"
     return f"{text} {offline_note}".rstrip()
 
 
-def warnings(recipe: Recipe) -> list[str]:
+def warnings(recipe: Recipe, packed_release: bool = False) -> list[str]:
     out = list(recipe.card.warnings)
     spec = METHODS.get(recipe.method)
     if recipe.weights.bits < 3 and not FAMILIES.get(recipe.family).multimodal:
@@ -149,7 +148,13 @@ def warnings(recipe: Recipe) -> list[str]:
             "57.2 (IR-QLoRA) against 62.5 for NF4 without fine-tuning and 64.8 for FP16; zero-shot average 64.5 and 64.9 "
             "against 67.3 and 68.6. Below 4 bits it did not recover quality either."
         )
-    if recipe.format == "fake":
+    if recipe.format == "fake" and packed_release:
+        out.append(
+            "This is a research checkpoint in zoo's packed format: the method's codes are decoded layer by layer as "
+            "it runs, so it takes less memory but runs more slowly than the 16-bit base; it reproduces the method's "
+            "accuracy."
+        )
+    elif recipe.format == "fake":
         out.append(
             "This is a research checkpoint: weights are stored dequantized in 16-bit, so it has no memory or speed "
             "benefit; it reproduces the method's accuracy."
@@ -211,13 +216,13 @@ def gather(
     family = FAMILIES.get(recipe.family)
     rows = results_rows(ev, offline=recipe.eval.task_data is not None)
     primary = primary_metric(recipe)
-    siblings = sibling_rows(recipe, catalog, workdir, primary, build, ev)
+    this = this_variant(recipe, workdir, build, ev)
+    siblings = table(this, catalog, workdir)
     # the variant that built it; a method with no fidelity note is the library's own implementation, named
     note = fidelity(spec.name, getattr(recipe.params, "variant", None)) or IMPLEMENTED_BY.get(recipe.format or "", "")
-    layout = Layout(workdir, recipe.name)
-    memory = serving_memory(recipe, build, layout.model)
-    bench = BenchRecord.current(layout) if build else None  # of this build only; else "has not run"
-    serving = served(bench, recipe.repo_id, memory["context"] if memory else 8192)
+    memory = serving_memory(this)
+    bench = this.bench
+    serving = served(this, recipe.repo_id, memory["context"] if memory else KV_CONTEXT)
     quality = next((r for r in rows if r["key"] == primary and r["value"] is not None and r["base"] is not None), None)
     return {
         "name": recipe.name,
@@ -232,7 +237,7 @@ def gather(
         "eval": ev.model_dump(mode="json") if ev else None,
         "offline_tasks": recipe.eval.task_data is not None,
         # the release is zoo's packed checkpoint (#32): transformers loads it after `import zoo.packed`, vLLM not
-        "packed_release": bool(build and build.publishes_packed),
+        "packed_release": this.packed,
         "results": rows,
         "headline": headline(recipe, ev, rows),
         "study": recipe.study.figures(),
@@ -242,7 +247,7 @@ def gather(
         "siblings_hidden": hidden_count(recipe, catalog, siblings),
         "ppl_name": ppl_name(recipe),
         "plot": None,  # set by render once the plot is drawn (fewer than two points: none)
-        "warnings": warnings(recipe),
+        "warnings": warnings(recipe, this.packed),
         "zoo_version": zoo_version,
         "repo_id": recipe.repo_id,
         "prompt": PROMPT_TINY if recipe.base.builtin else PROMPT_HUB,
@@ -251,6 +256,17 @@ def gather(
         "serving": memory,
         "served": serving,  # which runtimes zoo bench proved for this build; None: not checked
         "axes": axes(bench, quality),
-        "intended_use": intended_use(kind := method_class(recipe), serving),
+        "intended_use": intended_use(kind := method_class(recipe), serving, this.packed),
         "method_class": kind,
     }
+
+
+def this_variant(recipe: Recipe, workdir: Path, build: BuildRecord | None, ev: EvalRecord | None) -> Variant:
+    """The card's own Variant: its checked records, bench.json of this build, no push (a card never links
+    to itself, and pushing must not make the card stale)."""
+    layout = Layout(workdir, recipe.name)
+    if build is None:
+        return assemble(recipe)
+    # a bench.json of an earlier build is dropped by assemble: the card then says the check has not run
+    sha = sha256_file(layout.build_json)
+    return assemble(recipe, build, ev, BenchRecord.read(layout), None, sha, text_config(layout.model))

@@ -3,8 +3,9 @@
 Honesty rules, since a plot is read at a glance: nothing is drawn from fewer than two points (the card
 says so instead); when every point has a measured recovery the y axis is recovery % of the 16-bit
 base (comparable across bits and methods), otherwise raw perplexity; the axis is linear unless the
-values span more than ``LOG_SPAN`` times, with plain tick labels, and never zoomed in so far that a
-fraction of a percent fills the height; points measured by zoo are filled, quick runs (`--limit`) crosses and the study's hollow;
+values span more than ``zoo.variant.points.LOG_SPAN`` times (the site's chart follows the same rule),
+with plain tick labels, and never zoomed in so far that a fraction of a percent fills the height;
+points measured by zoo are filled, quick runs (`--limit`) crosses and the study's hollow;
 the legend names only what is drawn and the title describes only what is drawn.
 """
 
@@ -14,7 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-LOG_SPAN = 3.0  # max/min beyond which a linear axis would squash the good variants into a line
+from zoo.variant.points import Point, log_axis
+
 MIN_SPAN = 0.05  # the y range covers at least 5% of the values' magnitude
 
 
@@ -25,11 +27,6 @@ def _plain(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
 
 
-def _kind(p: dict[str, Any]) -> str:
-    """How a point is drawn: measured by zoo in full, in a quick run (``--limit``), or published by the study."""
-    return "quick" if p.get("quick") else "zoo" if p["measured"] else "study"
-
-
 def _limits(lo: float, hi: float) -> tuple[float, float]:
     """A linear range that shows differences at their true relative size."""
     span = max(hi - lo, MIN_SPAN * max(abs(hi), abs(lo)), 1e-9)
@@ -38,12 +35,12 @@ def _limits(lo: float, hi: float) -> tuple[float, float]:
 
 
 def plot(
-    points: list[dict[str, Any]], metric: str, this: str, base_name: str, out: Path, baseline: float | None = None
+    points: list[Point], metric: str, this: str, base_name: str, out: Path, baseline: float | None = None
 ) -> dict[str, Any] | None:
     """Write a PNG to ``out`` and describe what it shows; None (and no file) with fewer than two points.
 
-    ``points`` are ``plot_points`` rows: series, bits, value (perplexity), recovery (measured only),
-    measured. ``baseline`` is the 16-bit base's measured perplexity, drawn only on a perplexity axis."""
+    ``points`` are the card's (``siblings.plot_points``): a recovery on measured ones only. ``baseline`` is
+    the 16-bit base's measured perplexity, drawn only on a perplexity axis."""
     if len(points) < 2:
         return None
     import matplotlib
@@ -52,31 +49,31 @@ def plot(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    recovery = all(p.get("recovery") is not None for p in points)
-    ys = {p["name"]: float(p["recovery"] if recovery else p["value"]) for p in points}
+    recovery = all(p.recovery is not None for p in points)
+    ys = {p.name: float(p.recovery if recovery and p.recovery is not None else p.value) for p in points}
     reference = 100.0 if recovery else baseline
     span = [*ys.values(), *([reference] if reference is not None else [])]
     lo, hi = min(span), max(span)
-    log_axis = lo > 0 and hi / lo > LOG_SPAN
+    log = log_axis(span)
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    series: dict[str, list[dict[str, Any]]] = {}
+    series: dict[str, list[Point]] = {}
     for p in points:
-        series.setdefault(p["series"], []).append(p)
+        series.setdefault(p.series, []).append(p)
     for name, pts in sorted(series.items()):
-        pts = sorted(pts, key=lambda p: p["bits"])
+        pts = sorted(pts, key=lambda p: p.bits)
         color = None
         if len(pts) > 1:
-            color = ax.plot([p["bits"] for p in pts], [ys[p["name"]] for p in pts], "-", alpha=0.6)[0].get_color()
+            color = ax.plot([p.bits for p in pts], [ys[p.name] for p in pts], "-", alpha=0.6)[0].get_color()
         labelled = False
         for kind in ("zoo", "study", "quick"):  # filled, hollow, a cross: the site's plot draws the same
-            group = [p for p in pts if _kind(p) == kind]
+            group = [p for p in pts if p.kind == kind]
             if not group:
                 continue
             kw: dict[str, Any] = {"color": color} if color else {}
             marker = ax.plot(
-                [p["bits"] for p in group],
-                [ys[p["name"]] for p in group],
+                [p.bits for p in group],
+                [ys[p.name] for p in group],
                 "x" if kind == "quick" else "o",
                 zorder=3,
                 markerfacecolor="none" if kind == "study" else None,
@@ -89,14 +86,14 @@ def plot(
     if reference is not None:
         ref_label = "16-bit base (100%)" if recovery else "16-bit base (measured by zoo)"
         ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label=ref_label)
-    mine = [p for p in points if p["name"] == this]
+    mine = [p for p in points if p.name == this]
     if mine:
         # an outline drawn over the points: a sibling at the same bits and a close value stays visible inside it
-        ax.plot(mine[0]["bits"], ys[this], "*", color="black", markerfacecolor="none", markersize=18, markeredgewidth=1.2,
+        ax.plot(mine[0].bits, ys[this], "*", color="black", markerfacecolor="none", markersize=18, markeredgewidth=1.2,
                 zorder=4, label=f"this model ({this})")  # fmt: skip
 
     plain = FuncFormatter(lambda v, _pos: _plain(v))
-    if log_axis:
+    if log:
         ax.set_yscale("log")
         subs = (1.0, 2.0, 5.0) if math.log10(hi / lo) <= 2 else (1.0,)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
@@ -104,18 +101,18 @@ def plot(
     else:
         ax.set_ylim(*_limits(lo, hi))
     ax.yaxis.set_major_formatter(plain)
-    bits = sorted({float(p["bits"]) for p in points})
+    bits = sorted({float(p.bits) for p in points})
     ax.set_xticks(bits)
     pad = 0.05 * (bits[-1] - bits[0]) + 0.3
     ax.set_xlim(bits[0] - pad, bits[-1] + pad)
     ax.xaxis.set_major_formatter(plain)
     ax.set_xlabel("weight bits")
     ylabel = "perplexity recovery, % of 16-bit base" if recovery else "perplexity (lower is better)"
-    ax.set_ylabel(ylabel + (", log scale" if log_axis else ""), fontsize=8)
+    ax.set_ylabel(ylabel + (", log scale" if log else ""), fontsize=8)
     ax.grid(True, alpha=0.3)
     legend_box = ax.legend(fontsize=7)
-    n_zoo = sum(1 for p in points if p["measured"])
-    n_quick = sum(1 for p in points if _kind(p) == "quick")
+    n_zoo = sum(1 for p in points if p.measured)
+    n_quick = sum(1 for p in points if p.kind == "quick")
     n_study = len(points) - n_zoo
     parts = [f"{n_zoo - n_quick} measured by zoo (filled)"] if n_zoo - n_quick else []
     parts += [f"{n_quick} quick run{'s' if n_quick != 1 else ''} (cross)"] if n_quick else []
@@ -133,7 +130,7 @@ def plot(
     return {
         "series": sorted(series),
         "y": "recovery %" if recovery else "perplexity",
-        "scale": "log" if log_axis else "linear",
+        "scale": "log" if log else "linear",
         "ylim": ylim,
         "yticks": yticks,
         "legend": legend,

@@ -1,93 +1,69 @@
-"""The card's "other variants" table and the plot's points: the same base's catalog variants that have
-something to show here (a build, an evaluation of that build, or a number the study published).
+"""The card's "other variants" table and the plot's points, rendered from the same base's Variants
+(``zoo.variant``) that have something to show here: a build, an evaluation of that build, or a number
+the study published.
 
-A sibling's eval.json counts only when it measured the build that sits beside it now (its
-``build_sha256`` equals the sha256 of the sibling's build.json); otherwise the sibling is shown as
-not evaluated rather than with numbers of a checkpoint that no longer exists. A sibling's Hub repo
-is linked only when ``zoo push`` published it from this workdir (its ``push.json``), at the endpoint
-and repo it went to: a repo that was never pushed is never linked.
+The card's rules, which are presentation and so live here: every row shows the card's own primary
+perplexity; where zoo has not measured a variant, the study's number stands in, marked "(study)" (or
+"(paper)"), and is drawn hollow; a quick run's number is marked; a sibling's Hub repo is linked only
+when ``zoo push`` published it from this workdir (its ``push.json``), at the endpoint it went to. The
+read model already dropped a sibling's eval.json of an earlier build (shown as not evaluated).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import bits_label, fmt, quick
-from zoo.methods import METHODS
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord, PushRecord
 from zoo.untrusted import link
+from zoo.variant.metrics import ZERO_SHOT_AVG
+from zoo.variant.model import Variant
+from zoo.variant.points import Point
+from zoo.variant.read import assemble, read
+from zoo.variant.text import fmt, packed, quick
 from zoo.workdir import Layout
-
-log = logging.getLogger(__name__)
 
 
 def measured(workdir: Path, name: str) -> tuple[BuildRecord | None, EvalRecord | None]:
-    """A sibling's build record and the eval record of that very build (None for either when absent)."""
+    """A variant's build record and the eval record of that very build (None for either when absent), as
+    ``zoo.variant.read`` keeps them."""
     layout = Layout(workdir, name)
     build = BuildRecord.read(layout)
-    if build is None:
-        return None, None
-    ev = EvalRecord.read(layout)
-    if ev is not None and not ev.measured(layout):
-        log.info("%s: eval.json measured an earlier build; shown as not evaluated", name)
-        ev = None
-    return build, ev
+    ev = EvalRecord.read(layout) if build is not None else None
+    return build, ev if ev is not None and ev.measured(layout) else None
 
 
-def _series(r: Recipe) -> str:
-    """Method and grouping: W4 per channel and W4 g128 of one method are different curves."""
-    title = METHODS.get(r.method).title
-    if r.activations:
-        return f"{title} (W/A)"
-    return f"{title} ({'per channel' if r.weights.group_size == 'channel' else f'g{r.weights.group_size}'})"
-
-
-def _row(
-    r: Recipe, this: bool, primary: str | None, build: BuildRecord | None, ev: EvalRecord | None, pushed: PushRecord | None
-) -> dict[str, Any] | None:
-    metrics = ev.metrics if ev else {}
-    ppl = metrics.get(primary) if primary else None
-    study_ppl = getattr(r.study, primary.split("/", 1)[1], None) if primary and ppl is None else None
-    acc = metrics.get("zero_shot_avg/acc")
-    study_acc = r.study.zero_shot_avg if acc is None else None
-    if not (this or build or ev or study_ppl is not None or study_acc is not None):
+def _row(v: Variant, this: bool, primary: str | None) -> dict[str, Any] | None:
+    ppl, acc = v.value(primary), v.value(ZERO_SHOT_AVG)
+    study_ppl = v.study(primary) if ppl is None else None  # the study stands in only for what zoo did not measure
+    study_acc = v.study(ZERO_SHOT_AVG) if acc is None else None
+    if not (this or v.built or v.evaluated or study_ppl is not None or study_acc is not None):
         return None
-    size_mb = build.total_bytes / 1e6 if build else None
-    tag = r.study.label  # "study", or "paper" for a cell only the method's own paper has
-    limited = bool(ev and ev.limit)
+    tag = v.study_label
+    size = v.size_bytes
+    url = None if this else repo_url(v.push)
+    point = v.measured_point(primary) if ppl is not None else v.study_point(primary)
     return {
-        "name": r.name,
-        "method": METHODS.get(r.method).title,
-        "series": _series(r),
-        "bits": r.weights.bits,
-        "bits_label": bits_label(r),
-        "built": build is not None,
-        "evaluated": ev is not None,
-        "size_mb": size_mb,
-        "size_text": fmt(size_mb) if size_mb is not None else "not built here",
-        "ppl": ppl if ppl is not None else study_ppl,
-        "ppl_source": "zoo" if ppl is not None else "study" if study_ppl is not None else None,
-        "ppl_text": quick(fmt(ppl), limited)
+        "name": v.name,
+        "method": v.method_title,
+        "bits_label": v.bits_label,
+        "size_text": packed(fmt(size / 1e6), v.packed) if size is not None else "not built here",
+        "ppl_text": quick(fmt(ppl), v.limited)
         if ppl is not None
         else f"{fmt(study_ppl)} ({tag})"
         if study_ppl is not None
         else "not evaluated",
-        "ppl_recovery": ev.recovery.get(primary) if ev and ppl is not None and primary else None,
-        "avg_acc": acc,
-        "acc_text": quick(fmt(acc), limited)
+        "acc_text": quick(fmt(acc), v.limited)
         if acc is not None
         else f"{fmt(study_acc)}% ({tag})"
         if study_acc is not None
         else "not evaluated",
-        "limited": limited,
         "from_study": ppl is None and study_ppl is not None or study_acc is not None,
-        "repo_id": pushed.repo_id if pushed else r.repo_id,
-        "link": repo_url(pushed) is not None and not this,
-        "url": repo_url(pushed),
+        "link": url is not None,
+        "url": url,
         "this": this,
+        "point": point,
     }
 
 
@@ -105,6 +81,18 @@ def family(recipe: Recipe, catalog: list[Recipe]) -> list[Recipe]:
     return sorted(same, key=lambda x: (x.method, -x.weights.bits, x.name))
 
 
+def table(this: Variant, catalog: list[Recipe], workdir: Path) -> list[dict[str, Any]]:
+    """Rows for this variant (its checked records, as given) and every sibling with something to show."""
+    key = this.primary.key if this.primary else None
+    rows = []
+    for r in family(this.recipe, catalog):
+        v = this if r.name == this.name else read(r, workdir)
+        row = _row(v, v is this, key)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
 def sibling_rows(
     recipe: Recipe,
     catalog: list[Recipe],
@@ -113,16 +101,11 @@ def sibling_rows(
     build: BuildRecord | None,
     ev: EvalRecord | None,
 ) -> list[dict[str, Any]]:
-    """Rows for this variant (its checked records) and every sibling with something to show."""
-    rows = []
-    for r in family(recipe, catalog):
-        this = r.name == recipe.name
-        b, e = (build, ev) if this else measured(workdir, r.name)
-        pushed = None if this or b is None else PushRecord.read(Layout(workdir, r.name))
-        row = _row(r, this, primary, b, e, pushed)
-        if row is not None:
-            rows.append(row)
-    return rows
+    """``table`` for this variant's records (``primary`` is the recipe's own; kept for callers that pass it)."""
+    this = assemble(recipe, build, ev)
+    if primary != (this.primary.key if this.primary else None):
+        raise ValueError(f"{primary!r} is not {recipe.name}'s primary metric")
+    return table(this, catalog, workdir)
 
 
 def hidden_count(recipe: Recipe, catalog: list[Recipe], rows: list[dict[str, Any]]) -> int:
@@ -130,18 +113,7 @@ def hidden_count(recipe: Recipe, catalog: list[Recipe], rows: list[dict[str, Any
     return len(family(recipe, catalog)) - len(rows)
 
 
-def plot_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Weight-only variants with a perplexity (W/A variants sit on another axis of cost)."""
-    return [
-        {
-            "name": r["name"],
-            "series": r["series"],
-            "bits": r["bits"],
-            "value": r["ppl"],
-            "recovery": r["ppl_recovery"],
-            "measured": r["ppl_source"] == "zoo",
-            "quick": r["limited"] and r["ppl_source"] == "zoo",
-        }
-        for r in rows
-        if r["ppl"] is not None and r["ppl"] > 0 and "A" not in r["bits_label"]
-    ]
+def plot_points(rows: list[dict[str, Any]]) -> list[Point]:
+    """The table's weight-only variants with a perplexity, measured (filled, or a cross for a quick run) or,
+    where zoo measured none, the study's (hollow)."""
+    return [r["point"] for r in rows if r["point"] is not None]

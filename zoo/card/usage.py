@@ -1,11 +1,12 @@
 """What a card tells someone about to deploy a variant: memory to serve it, and what it is fit for.
 
-Serving memory is the checkpoint's bytes on disk (what loads onto the accelerator) plus a bf16 KV
-cache of ``KV_CONTEXT`` tokens (or the checkpoint's ``max_position_embeddings`` when fewer) for one
-sequence, from the checkpoint's own config (layers, KV heads, head size); activations and the
-framework's own memory come on top and are left out, as the text says.
+Serving memory is ``Variant.memory``: the published checkpoint's bytes (zoo's packed form for a packed
+release, said as such) plus a bf16 KV cache of ``KV_CONTEXT`` tokens (or the checkpoint's
+``max_position_embeddings`` when fewer) for one sequence; activations and the framework's own memory
+come on top and are left out, as the text says.
 Intended use follows the method's class: weight-only integer kernels, W8A8, research checkpoints of
-the 1-2 bit methods (stored dequantized in 16-bit), and LoRA adapters on an NF4 base.
+the 1-2 bit methods (stored dequantized in 16-bit, or released in zoo's packed form), and LoRA
+adapters on an NF4 base.
 
 Which runtimes a card offers comes only from ``bench.json`` (``zoo bench``) of this very build: a runtime's
 snippet appears when it served the build, with the device kind it served it on; a runtime that refused
@@ -14,15 +15,16 @@ is named with its own reason; without the record the card says the check has not
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from zoo.recipe import Recipe
-from zoo.records import BenchRecord, BuildRecord, RuntimeCheck
+from zoo.records import BenchRecord, RuntimeCheck
 from zoo.untrusted import markdown
+from zoo.variant.model import KV_CONTEXT, Variant
+from zoo.variant.text import fmt, packed
+from zoo.workdir import size_text
 
-KV_CONTEXT = 8192
+__all__ = ["KV_CONTEXT", "axes", "intended_use", "method_class", "served", "serving_memory"]
 
 INTENDED = {
     "weight-only": (
@@ -37,6 +39,11 @@ INTENDED = {
     "research": (
         "Research on ultra-low-bit quantization, reproducing the study's cell. The weights are stored "
         "dequantized in 16-bit: no memory or speed benefit, and not meant for deployment."
+    ),
+    "research-packed": (
+        "Research on ultra-low-bit quantization, reproducing the study's cell. This release is zoo's packed "
+        "checkpoint: the method's codes at a fraction of the 16-bit size, decoded layer by layer as transformers "
+        "runs it, so it serves in less memory but more slowly than the 16-bit base; not a production kernel."
     ),
     "adapter": (
         "Fine-tuned use on instruction-style prompts, with the adapter on its NF4 base; the fine-tuning data "
@@ -53,42 +60,20 @@ def method_class(recipe: Recipe) -> str:
     return "w8a8" if recipe.activations else "weight-only"
 
 
-def _text_config(model_dir: Path) -> dict[str, Any] | None:
-    try:
-        config = json.loads((model_dir / "config.json").read_text())
-    except (OSError, ValueError):
+def serving_memory(v: Variant) -> dict[str, Any] | None:
+    """``Variant.memory`` as the card words it (None before a build); a packed release says "packed"."""
+    m = v.memory
+    if m is None:
         return None
-    text = config.get("text_config", config) if isinstance(config, dict) else None
-    return text if isinstance(text, dict) else None
-
-
-def serving_memory(recipe: Recipe, build: BuildRecord | None, model_dir: Path) -> dict[str, Any] | None:
-    """Weights and KV-cache bytes to serve one sequence of ``KV_CONTEXT`` tokens; None before a build.
-    An adapter's weights are its NF4 base (parameters x the measured bits per weight) plus itself; its
-    config is the base's, which the adapter folder does not hold, so its KV cache is left out."""
-    if build is None:
-        return None
-    text = _text_config(model_dir) or {}
-    layers, heads = text.get("num_hidden_layers"), text.get("num_attention_heads")
-    kv_heads = text.get("num_key_value_heads") or heads
-    head_dim = text.get("head_dim") or (text["hidden_size"] // heads if heads and text.get("hidden_size") else None)
-    positions = text.get("max_position_embeddings")
-    # the context the snippet serves and the KV cache is sized for: never past what the checkpoint was built for
-    context = min(KV_CONTEXT, positions) if isinstance(positions, int) and positions > 0 else KV_CONTEXT
-    kv = 2 * layers * kv_heads * head_dim * 2 * context if layers and kv_heads and head_dim else None
-    weights = build.total_bytes
-    if recipe.format == "adapter":
-        weights += int(recipe.base.parameters * 1e9 * float(build.method.get("bits_per_weight") or 4.127) / 8)
-    from zoo.workdir import size_text
-
     return {
-        "weights_gb": weights / 1e9,
-        "kv_gb": kv / 1e9 if kv is not None else None,
-        "total_gb": (weights + (kv or 0)) / 1e9,
-        "weights_text": size_text(weights),
-        "kv_text": size_text(kv) if kv is not None else None,
-        "total_text": size_text(weights + (kv or 0)),
-        "context": context,
+        "weights_gb": m.weights_bytes / 1e9,
+        "kv_gb": m.kv_bytes / 1e9 if m.kv_bytes is not None else None,
+        "total_gb": m.total_bytes / 1e9,
+        "weights_text": packed(size_text(m.weights_bytes), m.packed),
+        "kv_text": size_text(m.kv_bytes) if m.kv_bytes is not None else None,
+        "total_text": packed(size_text(m.total_bytes), m.packed),
+        "context": m.context,
+        "packed": m.packed,
     }
 
 
@@ -107,11 +92,13 @@ def vllm_command(repo_id: str, device: str, context: int) -> str:
     return f"python -m vllm.entrypoints.openai.api_server --model {repo_id} --max-model-len {context}"
 
 
-def served(bench: BenchRecord | None, repo_id: str, context: int) -> dict[str, Any] | None:
-    """What the card may say about runtimes, from this build's bench.json; None when it has not run."""
+def served(v: Variant, repo_id: str, context: int) -> dict[str, Any] | None:
+    """What the card may say about runtimes, from this build's bench.json; None when it has not run. zoo bench
+    loads model/: for a packed release that is the 16-bit form (``form``), which the card says."""
+    bench = v.bench
     if bench is None:
         return None
-    ok = [c for c in bench.runtimes if c.serves]
+    ok = list(v.served_by)
     vllm = next((c for c in ok if c.runtime == "vllm"), None)
     return {
         "scheme": bench.scheme,
@@ -132,17 +119,21 @@ def served(bench: BenchRecord | None, repo_id: str, context: int) -> dict[str, A
         else None,
         "vllm_checked": any(c.runtime == "vllm" for c in bench.runtimes),
         "transformers": any(c.runtime == "transformers" for c in ok),
+        "form": "16-bit" if v.packed else None,  # which form the runtimes served, when not the published one
     }
 
 
-def intended_use(kind: str, serving: dict[str, Any] | None) -> str:
-    """The class's text plus the runtimes proven for this build (none claimed before ``zoo bench`` ran)."""
-    text = INTENDED[kind]
+def intended_use(kind: str, serving: dict[str, Any] | None, packed_release: bool = False) -> str:
+    """The class's text (a packed research release's own) plus the runtimes proven for this build (none
+    claimed before ``zoo bench`` ran)."""
+    text = INTENDED[f"{kind}-packed" if packed_release and f"{kind}-packed" in INTENDED else kind]
     if serving is None:
         return f"{text} Which serving runtimes run this build has not been checked (`zoo bench` has not run for it)."
     passed = ", ".join(p["where"] for p in serving["passed"]) or "none"
     refused = ", ".join(r["where"] for r in serving["refused"])
-    return f"{text} Served in `zoo bench`'s check by: {passed}" + (f"; not by: {refused}." if refused else ".")
+    form = " (its 16-bit form, what `zoo pull --unpack` writes; the packed form loads in transformers after `import zoo.packed`)"
+    said = f"{text} Served in `zoo bench`'s check{form if serving.get('form') else ''} by: {passed}"
+    return said + (f"; not by: {refused}." if refused else ".")
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -154,9 +145,6 @@ def axes(bench: BenchRecord | None, quality: dict[str, Any] | None) -> dict[str,
     quality from eval.json (``quality``: label, base, value), memory and speed per runtime from bench.json."""
     if bench is None:
         return None
-    from zoo.card.common import fmt
-    from zoo.workdir import size_text
-
     rows: list[dict[str, str]] = []
     if quality:
         rows.append({"axis": "Quality", "measure": quality["label"], "runtime": "transformers (`zoo eval`)",
