@@ -187,22 +187,31 @@ def open_new(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically, through a new temporary file (``mkstemp``: ``O_EXCL | O_NOFOLLOW``) renamed over ``path``;
-    a link in ``path``'s place is refused rather than replaced, so the user learns of it."""
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[BinaryIO]:
+    """``path`` written whole or not at all: the block writes a new temporary file beside it (``mkstemp``:
+    ``O_EXCL | O_NOFOLLOW``) that is renamed over ``path`` only when the block succeeds, with the
+    permissions of a normal new file; on any failure the temporary file is removed and ``path`` is as it
+    was. A link in ``path``'s place is refused rather than replaced, so the user learns of it. Every file
+    zoo writes in place goes through here; folders go through ``staging``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     refuse_link(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            yield f
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as indented JSON, atomically (``atomic_write``)."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
 
 
 def normal_permissions(folder: Path) -> None:

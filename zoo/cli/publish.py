@@ -192,9 +192,6 @@ def pull_cmd(
         )
 
 
-RELEASE_STAGES = ("build", "eval", "bench", "card", "push", "collection")
-
-
 @cli.command("release")
 @click.argument("names", nargs=-1, required=True)
 @workdir_option
@@ -227,6 +224,8 @@ def release_cmd(
 ) -> None:
     """build -> eval -> bench -> card -> push for each NAME; finished stages are skipped; exit 1 if any failed."""
     require("release", "build", "eval")
+    from zoo.pipeline.options import RunOptions
+    from zoo.pipeline.stages import NAMES
     from zoo.publish.release import release
 
     signer = signer_for(sign_key, sigstore)
@@ -235,12 +234,13 @@ def release_cmd(
 
     for n in names:  # a typo is exit 2 with the nearest name, before any recipe runs (not one failed release)
         load(n, root)
-    memory = gigabytes(host_memory)  # the build's cap (the eval of a packed checkpoint cannot spill to disk)
-    outcomes = release(list(names), root, work, device, limit, dry_run, wait, signer, memory, backend, batch_size)
-    rows = [
-        {"recipe": o.name, **{s: o.stages.get(s, "") for s in RELEASE_STAGES}, "error": o.error}
-        for o in outcomes
-    ]
+    options = RunOptions(
+        recipes=root, device=device, limit=limit, dry_run=dry_run, wait=wait, signer=signer,
+        host_memory=gigabytes(host_memory),  # the build's cap (the eval of a packed checkpoint cannot spill to disk)
+        backend=backend, batch_size=batch_size,
+    )  # fmt: skip
+    outcomes = release(list(names), options, work)
+    rows = [{"recipe": o.name, **{s: o.stages.get(s, "") for s in NAMES}, "error": o.error} for o in outcomes]
     emit(outcomes, lambda: table(rows))
     failed = [o.name for o in outcomes if not o.ok]
     if failed:

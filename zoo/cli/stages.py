@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from zoo.cli import (
@@ -22,6 +20,8 @@ from zoo.cli import (
     workdir_option,
 )
 from zoo.cli.table import table
+from zoo.pipeline.options import RunOptions
+from zoo.workdir import Layout
 
 LINE_HELP = "One JSON summary line on stdout instead of text; an error too ({error, fix, exit})."
 
@@ -48,11 +48,13 @@ def build_cmd(
 ) -> None:
     """Quantize recipe NAME into <workdir>/NAME/model with a build.json manifest."""
     require("build", "build")
-    from zoo.quantize import build
     from zoo.catalog import load
+    from zoo.quantize import build_stage
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)
-    result = build(load(name, root), work, root, device, force, gigabytes(host_memory), wait)
+    recipe = load(name, root)
+    options = RunOptions(recipes=root, device=device, force=force, host_memory=gigabytes(host_memory), wait=wait)
+    result = build_stage(recipe, Layout(work, recipe.name), options)
     verb = "already built" if result.status == "skipped" else f"built in {result.seconds:.1f}s"
     size = f"{result.total_bytes / 1e6:.1f} MB to publish"  # a native method publishes packed/, a fraction of model/
     emit(result.to_json(), f"{result.name}: {verb}: {result.model_dir} ({size})", line=True)
@@ -89,15 +91,20 @@ def eval_cmd(
     """Measure built recipe NAME and its 16-bit base; write <workdir>/NAME/eval.json."""
     require("eval", "eval")
     from zoo.catalog import load
-    from zoo.evaluation.run import evaluate
+    from zoo.evaluation.run import eval_stage
+    from zoo.records import EvalRecord
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)
-    r = evaluate(
-        load(name, root), work, root, device, limit, batch_size, force, allow_regression, backend, wait, gigabytes(host_memory)
-    )
+    recipe = load(name, root)
+    layout = Layout(work, recipe.name)
+    options = RunOptions(
+        recipes=root, device=device, limit=limit, batch_size=batch_size, backend=backend, force=force,
+        allow_regression=allow_regression, host_memory=gigabytes(host_memory), wait=wait,
+    )  # fmt: skip
+    r = eval_stage(recipe, layout, options)
 
     def text() -> str:
-        base = json.loads(r.eval_json.read_text())["baseline"]["metrics"]
+        base = EvalRecord.require(layout).baseline.metrics
         return table([
             {"metric": k, "base": base.get(k), name: v, "recovery %": "n/a: base is 0" if base.get(k) == 0 else r.recovery.get(k)}
             for k, v in r.metrics.items()

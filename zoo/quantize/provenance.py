@@ -11,13 +11,12 @@ lists these files' hashes, taken after the stamp).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 from pathlib import Path
 
 from zoo.parse import load_json
-from zoo.workdir import open_new
+from zoo.workdir import atomic_write
 
 PREFIX = "zoo."
 MAX_HEADER = 100 << 20  # safetensors' own limit on a header
@@ -41,20 +40,12 @@ def stamp(folder: Path, provenance: dict[str, str]) -> None:
     """Add ``provenance`` (keys prefixed ``zoo.``) to every safetensors header under ``folder``."""
     extra = {f"{PREFIX}{k}": str(v) for k, v in provenance.items()}
     for path in sorted(folder.rglob("*.safetensors")):
-        tmp = path.with_name(f".{path.name}.stamp")
-        try:
-            with open(path, "rb") as src:
-                (n,) = struct.unpack("<Q", src.read(8))
-                header = json.loads(src.read(n))
-                header["__metadata__"] = {**(header.get("__metadata__") or {}), **extra}
-                data = json.dumps(header, separators=(",", ":")).encode()
-                data += b" " * (-len(data) % 8)  # tensors stay 8-byte aligned, as safetensors writes them
-                with open_new(tmp) as out:  # a new file, never through a link
-                    out.write(struct.pack("<Q", len(data)))
-                    out.write(data)
-                    shutil.copyfileobj(src, out, 16 << 20)
-            shutil.copymode(path, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with open(path, "rb") as src, atomic_write(path) as out:
+            (n,) = struct.unpack("<Q", src.read(8))
+            header = json.loads(src.read(n))
+            header["__metadata__"] = {**(header.get("__metadata__") or {}), **extra}
+            data = json.dumps(header, separators=(",", ":")).encode()
+            data += b" " * (-len(data) % 8)  # tensors stay 8-byte aligned, as safetensors writes them
+            out.write(struct.pack("<Q", len(data)))
+            out.write(data)
+            shutil.copyfileobj(src, out, 16 << 20)

@@ -10,13 +10,9 @@ method's ``packed/`` checkpoint too (``packed_files``; ``total_bytes`` counts th
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import logging
-import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,17 +22,21 @@ from typing import Any, Literal
 
 from zoo import loader as base_loader
 from zoo import machine as manifest
-from zoo.errors import NeedsAcceleratorError, NotBuildableError, NotReadyError, ZooError
+from zoo.device import resolve as resolve_device
+from zoo.errors import NotBuildableError
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
 from zoo.methods import METHODS
 from zoo.methods.base import BuildContext
+from zoo.pipeline.options import RunOptions
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, file_entries, remember_verified
+from zoo.records import BuildRecord, check_recipe, file_entries, is_built, recipe_sha256, remember_verified
 from zoo.workdir import Layout, check_disk, clear_partials, disk_full, is_disk_full, normal_permissions, swap_in
 
 log = logging.getLogger(__name__)
 TINY_LIMIT_B = 1.0  # bases under a billion parameters build on a CPU without --device cpu
+# the recipe's hash and check live beside the records (zoo.records.recipe); named here for older imports
+__all__ = ["BuildResult", "build", "build_stage", "check_recipe", "is_built", "recipe_sha256"]
 
 
 @dataclass(frozen=True)
@@ -52,51 +52,32 @@ class BuildResult:
         return {**self.__dict__, "model_dir": str(self.model_dir), "build_json": str(self.build_json)}
 
 
-def recipe_sha256(recipe: Recipe) -> str:
-    blob = json.dumps(recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def check_recipe(recipe: Recipe, build: BuildRecord, folder: Path) -> None:
-    """Later stages describe the recipe next to the build's numbers: the build must be of this recipe."""
-    if build.recipe_sha256 != recipe_sha256(recipe):
-        raise NotReadyError(f"{recipe.name}: the build in {folder} is of an older recipe; fix: zoo build {recipe.name}")
-
-
-def is_built(recipe: Recipe, layout: Layout) -> BuildRecord | None:
-    """The finished build record for this exact recipe, if the checkpoint is still intact."""
-    record = BuildRecord.read(layout)
-    if record is None or record.recipe_sha256 != recipe_sha256(recipe) or not record.intact(layout):
+def _heavy(recipe: Recipe) -> str | None:
+    """Why a CPU build of this recipe needs ``--device cpu`` said out loud (None: a tiny base builds anywhere)."""
+    if recipe.base.parameters < TINY_LIMIT_B:
         return None
-    return record
-
-
-def resolve_device(recipe: Recipe, device: str) -> str:
-    if device not in ("auto", "cuda", "cpu"):
-        raise ZooError(f"unknown device {device!r}; fix: use auto, cuda or cpu")
-    if device == "cpu":
-        if "torch" not in sys.modules:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ""  # llm-compressor computes on any visible accelerator
-        return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise NeedsAcceleratorError("--device cuda but no CUDA device is visible; fix: check the driver / CUDA_VISIBLE_DEVICES")
-    if recipe.base.parameters >= TINY_LIMIT_B:
-        gb = recipe.base.parameters * 2
-        raise NeedsAcceleratorError(
-            f"{recipe.name} needs a GPU: its base has {gb:.0f} GB of bf16 weights (calibrated one decoder layer "
-            "at a time on the GPU) and no CUDA device is visible; fix: run on a GPU machine, or pass --device cpu "
-            "to force a very slow CPU build"
-        )
-    return "cpu"
+    return (
+        f"{recipe.name} needs a GPU: its base has {recipe.base.parameters * 2:.0f} GB of bf16 weights (calibrated one "
+        "decoder layer at a time on the GPU)"
+    )
 
 
 def _quantizer(spec: Any) -> Any:
     module, func = spec.builder.split(":")
     return getattr(importlib.import_module(module), func)
+
+
+def build_stage(recipe: Recipe, layout: Layout, options: RunOptions) -> BuildResult:
+    """Quantize ``recipe`` into ``layout``; skips a finished identical build unless ``options.force``."""
+    with stage_lock(layout, "build", options.wait):
+        try:
+            return _build(recipe, layout, options)
+        except Exception as e:
+            if is_disk_full(e):
+                raise disk_full(layout.folder, f"{recipe.name}'s checkpoint") from None
+            raise
+        finally:
+            shutil.rmtree(layout.offload, ignore_errors=True)
 
 
 def build(
@@ -108,17 +89,9 @@ def build(
     host_memory: int | None = None,
     wait: bool = False,
 ) -> BuildResult:
-    """Quantize ``recipe`` into ``workdir/<name>``; skips a finished identical build unless ``force``."""
-    layout = Layout(workdir, recipe.name)
-    with stage_lock(layout, "build", wait):
-        try:
-            return _build(recipe, layout, recipe_dir, device, force, host_memory)
-        except Exception as e:
-            if is_disk_full(e):
-                raise disk_full(layout.folder, f"{recipe.name}'s checkpoint") from None
-            raise
-        finally:
-            shutil.rmtree(layout.offload, ignore_errors=True)
+    """``build_stage`` by keywords, for scripts and tests that name a workdir rather than a layout."""
+    options = RunOptions(recipes=recipe_dir, device=device, force=force, host_memory=host_memory, wait=wait)
+    return build_stage(recipe, Layout(workdir, recipe.name), options)
 
 
 def _needed_bytes(recipe: Recipe, recipe_dir: Path, host_memory: int | None) -> float:
@@ -134,8 +107,9 @@ def _needed_bytes(recipe: Recipe, recipe_dir: Path, host_memory: int | None) -> 
     return (weights + offload) * 1.1
 
 
-def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force: bool, host_memory: int | None) -> BuildResult:
+def _build(recipe: Recipe, layout: Layout, options: RunOptions) -> BuildResult:
     start = time.time()
+    recipe_dir, host_memory = options.recipes, options.host_memory
     folder = layout.folder
     spec = METHODS.get(recipe.method)
     if not spec.buildable:
@@ -144,11 +118,11 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
             f"{recipe.name}: method {recipe.method!r} is in the catalog but not implemented yet; fix: pick a recipe of "
             f"a buildable method ({buildable}); `zoo list` shows which"
         )
-    done = None if force else is_built(recipe, layout)
+    done = None if options.force else is_built(recipe, layout)
     if done:
         log.info("%s: already built (%s), skipping; --force rebuilds", recipe.name, layout.build_json)
         return BuildResult(recipe.name, "skipped", layout.model, layout.build_json, done.total_bytes, 0.0)
-    dev = resolve_device(recipe, device)
+    dev = resolve_device(options.device, _heavy(recipe), hide=True)  # llm-compressor computes on any visible GPU
     check_disk(folder, _needed_bytes(recipe, recipe_dir, host_memory), f"{recipe.name}'s checkpoint")
     clear_partials(folder)
     timings: dict[str, float] = {}
@@ -185,7 +159,17 @@ def _build(recipe: Recipe, layout: Layout, recipe_dir: Path, device: str, force:
         torch.manual_seed(recipe.calibration.seed)
         log.info("%s: quantizing with %s on %s", recipe.name, spec.title, dev)
         ctx = BuildContext(
-            recipe, recipe.params, family, source.path, load_model, processor, calibration, dev, out, recipe_dir, layout.train,
+            recipe,
+            recipe.params,
+            family,
+            source.path,
+            load_model,
+            processor,
+            calibration,
+            dev,
+            out,
+            recipe_dir,
+            layout.train,
             host_memory,
         )
         method_info = _quantizer(spec)(ctx)

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError, ZooError
+from zoo.pipeline.options import RunOptions
+from zoo.pipeline.stages import REHEARSED
 from zoo.recipe import Recipe
 from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
-STAGES = ("base", "build", "eval", "card", "push")
+STAGES = ("base", *REHEARSED)  # the shrunk base's copy, then the release's stages a rehearsal runs
 # Training lengths a rehearsal shortens, by parameter name (whichever the method has).
 QUICK: dict[str, Any] = {"steps": 2, "save_every": 1, "batch_size": 2, "max_seq_len": 64}
 CAL_SAMPLES, SEQLEN = 4, 128
@@ -106,41 +108,37 @@ def check_push_target(push: bool) -> None:
 
 
 def rehearse_one(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_dir: Path, limit: int, push: bool) -> Rehearsal:
-    from zoo.quantize import build
-    from zoo.card import render
-    from zoo.evaluation.run import evaluate
-    from zoo.publish.push import push as push_release
+    """The rehearsal recipe through the release's stages (``zoo.pipeline.stages.REHEARSED``) on a CPU, each
+    redone (``force``), the push a dry run unless ``push``; any exception is that stage's failure."""
+    from zoo.pipeline import stages as pipeline
 
-    root = rehearsal_root(workdir)
-    work = root / "work"
+    work = rehearsal_root(workdir) / "work"
     start = time.time()
-    stages: dict[str, str] = {}
-    stage = "base"
     try:
-        base = _base_folder(recipe, root)
-        stages["base"] = "skipped" if base is None else "ok"
-        rehearsed = rehearsal_recipe(recipe, base)
-        stage = "build"
-        build(rehearsed, work, recipe_dir, device="cpu", force=True)
-        stages[stage] = "ok"
-        stage = "eval"
-        evaluate(rehearsed, work, recipe_dir, device="cpu", limit=limit, force=True)
-        stages[stage] = "ok"
-        stage = "card"
-        render(rehearsed, catalog, work, force=True)
-        stages[stage] = "ok"
-        stage = "push"
-        pushed = push_release(rehearsed, work, dry_run=not push)
-        stages[stage] = "ok" if pushed.compared else "ok (offline: not compared)"
-    except ZooError as e:
-        stages[stage] = "failed"
-        return Rehearsal(recipe.name, stages, str(e).splitlines()[0], round(time.time() - start, 1))
-    except Exception as e:  # a rehearsal exists to find these: report it as the stage's failure, go on
-        log.debug("%s: %s", recipe.name, stage, exc_info=True)
-        stages[stage] = "failed"
-        first = (str(e).splitlines() or [""])[0][:300]
-        return Rehearsal(recipe.name, stages, f"{type(e).__name__}: {first}", round(time.time() - start, 1))
+        base = _base_folder(recipe, rehearsal_root(workdir))
+    except Exception as e:
+        return _failed(recipe, {}, "base", e, start)
+    stages: dict[str, str] = {"base": "skipped" if base is None else "ok"}
+    rehearsed = rehearsal_recipe(recipe, base)
+    options = RunOptions(
+        recipes=recipe_dir, device="cpu", limit=limit, force=True, dry_run=not push, siblings=tuple(catalog)
+    )  # fmt: skip
+    done = pipeline.run(rehearsed, Layout(work, rehearsed.name), options, pipeline.REHEARSED, stop_on=(Exception,))
+    for name, result in done.results.items():
+        stages[name] = "ok" if name != "push" or result.compared else "ok (offline: not compared)"
+    if done.error is not None:
+        return _failed(recipe, stages, str(done.failed), done.error, start)
     return Rehearsal(recipe.name, stages, None, round(time.time() - start, 1))
+
+
+def _failed(recipe: Recipe, stages: dict[str, str], stage: str, e: Exception, start: float) -> Rehearsal:
+    """A rehearsal exists to find failures: any exception is reported as the stage's, and the run goes on."""
+    if isinstance(e, ZooError):
+        error = str(e).splitlines()[0]
+    else:
+        log.debug("%s: %s", recipe.name, stage, exc_info=e)
+        error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+    return Rehearsal(recipe.name, {**stages, stage: "failed"}, error, round(time.time() - start, 1))
 
 
 def rehearse(

@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zoo.loader import LICENSE_FILES
 from zoo.errors import ZooError
+from zoo.loader import LICENSE_FILES
 from zoo.workdir import staging
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from zoo.device import resolve as resolve_device
 from zoo.families import FAMILIES
 from zoo.lock import stage_lock
+from zoo.pipeline.options import RunOptions
 from zoo.recipe import Recipe
-from zoo.records import BenchRecord, BuildRecord, RuntimeCheck, Speed
+from zoo.records import BenchRecord, BuildRecord, RuntimeCheck, Speed, check_recipe
 from zoo.serving import schemes
 from zoo.untrusted import plain
 from zoo.workdir import Layout, sha256_file
@@ -52,12 +54,6 @@ def cpu_name() -> str:
     except OSError:
         names = []
     return names[0] if names else platform.processor() or platform.machine()
-
-
-def _device(device: str) -> str:
-    from zoo.evaluation.run import _device as pick
-
-    return pick(device)
 
 
 def _job(recipe: Recipe, layout: Layout, recipe_dir: Path) -> dict[str, Any]:
@@ -157,6 +153,41 @@ def settings(device: str, speed: bool, vllm_python: str | None) -> dict[str, Any
     }
 
 
+def bench_stage(recipe: Recipe, layout: Layout, options: RunOptions) -> BenchResult:
+    """Check (and with ``options.speed`` time) the build of ``recipe`` in every runtime found; write bench.json
+    (atomic) under the lock."""
+    with stage_lock(layout, "bench", options.wait):
+        from zoo.serving import vllm_process as vllm
+
+        build = BuildRecord.checked(layout)  # a truncated or altered checkpoint stops here, not in a runtime
+        check_recipe(recipe, build, layout.folder)
+        options = options.but(device=resolve_device(options.device))
+        vllm_python = vllm.python()
+        spec = settings(options.device, options.speed, vllm_python)
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        build_sha = sha256_file(layout.build_json)
+        done = None if options.force else BenchRecord.read(layout)
+        if done and done.build_sha256 == build_sha and done.settings_sha256 == key:
+            log.info("%s: already benchmarked (%s), skipping; --force re-runs", recipe.name, layout.bench_json)
+            return BenchResult(recipe.name, "skipped", layout.bench_json, done)
+        checks, logprob_tokens = _measure(recipe, layout, options, vllm_python)
+        tolerance, why = schemes.tolerance(recipe)
+        record = BenchRecord(
+            name=recipe.name,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build_sha256=build_sha,
+            settings_sha256=key,
+            settings=spec,
+            scheme=schemes.scheme(recipe),
+            tolerance=tolerance,
+            tolerance_why=why,
+            logprob_tokens=logprob_tokens,
+            runtimes=checks,
+        )
+        record.write(layout)
+        return BenchResult(recipe.name, "benchmarked", layout.bench_json, record)
+
+
 def bench(
     recipe: Recipe,
     workdir: Path,
@@ -166,50 +197,27 @@ def bench(
     speed: bool = True,
     wait: bool = False,
 ) -> BenchResult:
-    """Check and time the build of ``recipe`` in every runtime found; write bench.json (atomic) under the lock."""
-    layout = Layout(workdir, recipe.name)
-    with stage_lock(layout, "bench", wait):
-        from zoo.quantize.run import check_recipe
-        from zoo.serving import vllm_process as vllm
-
-        build = BuildRecord.checked(layout)  # a truncated or altered checkpoint stops here, not in a runtime
-        check_recipe(recipe, build, layout.folder)
-        dev = _device(device)
-        vllm_python = vllm.python()
-        spec = settings(dev, speed, vllm_python)
-        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-        build_sha = sha256_file(layout.build_json)
-        done = None if force else BenchRecord.read(layout)
-        if done and done.build_sha256 == build_sha and done.settings_sha256 == key:
-            log.info("%s: already benchmarked (%s), skipping; --force re-runs", recipe.name, layout.bench_json)
-            return BenchResult(recipe.name, "skipped", layout.bench_json, done)
-        record = _measure(recipe, layout, recipe_dir, dev, speed, vllm_python, spec, key, build_sha)
-        record.write(layout)
-        return BenchResult(recipe.name, "benchmarked", layout.bench_json, record)
+    """``bench_stage`` by keywords, for scripts and tests that name a workdir rather than a layout."""
+    options = RunOptions(recipes=recipe_dir, device=device, force=force, speed=speed, wait=wait)
+    return bench_stage(recipe, Layout(workdir, recipe.name), options)
 
 
 def _measure(
-    recipe: Recipe,
-    layout: Layout,
-    recipe_dir: Path,
-    dev: str,
-    speed: bool,
-    vllm_python: str | None,
-    spec: dict[str, Any],
-    key: str,
-    build_sha: str,
-) -> BenchRecord:
+    recipe: Recipe, layout: Layout, options: RunOptions, vllm_python: str | None
+) -> tuple[tuple[RuntimeCheck, ...], int]:
+    """Each runtime's check of the build (transformers first: the reference), and how many tokens each scored."""
     import transformers
 
     from zoo.loader import resolve
     from zoo.machine import package_versions
     from zoo.serving import hf
 
-    job = _job(recipe, layout, recipe_dir)
+    dev, speed = options.device, options.speed
+    job = _job(recipe, layout, options.recipes)
     tokenizer = transformers.AutoTokenizer.from_pretrained(layout.model, trust_remote_code=False)
-    base = resolve(recipe, recipe_dir).path
+    base = resolve(recipe, options.recipes).path
     adapter = recipe.format == "adapter"
-    tolerance, why = schemes.tolerance(recipe)
+    tolerance, _ = schemes.tolerance(recipe)
     variant = {"model": str(layout.model), "role": "variant", "speed": speed, "adapter_base": base if adapter else None}
     log.info("%s: transformers on %s", recipe.name, dev)
     ours = [hf.run_model(variant, job, dev)]
@@ -223,18 +231,7 @@ def _measure(
     checks = [_check("transformers", hello, ours, None, tolerance, tokenizer.decode, hf.HOST_MEMORY)]
     if vllm_python is not None:
         checks.append(_vllm(recipe, vllm_python, job, variant, base, speed, reference, tolerance, tokenizer.decode))
-    return BenchRecord(
-        name=recipe.name,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        build_sha256=build_sha,
-        settings_sha256=key,
-        settings=spec,
-        scheme=schemes.scheme(recipe),
-        tolerance=tolerance,
-        tolerance_why=why,
-        logprob_tokens=len(job["logprob_ids"]),
-        runtimes=tuple(checks),
-    )
+    return tuple(checks), len(job["logprob_ids"])
 
 
 def _vllm(
