@@ -151,7 +151,7 @@ def validate(paths: list[Path], strict: bool = False) -> list[Problem]:
     for path in paths:
         found, release, _ = check_file(path)
         problems += (found + release) if strict else found
-    return problems
+    return list(dict.fromkeys(problems))  # a parent's problem found through each child is reported once
 
 
 @dataclass(frozen=True)

@@ -234,8 +234,9 @@ def _check_template(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
         out.append(Problem(file, "card.template", message, fix or None))
 
 
-def _check_secrets(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
-    """No string of a recipe looks like a token: every one is published (build.json, the card)."""
+def check_secrets(file: str, raw: dict[str, Any], out: list[Problem]) -> None:
+    """No string of a recipe file looks like a token: every one is published (build.json, the card). Run on
+    each file's own keys as it is read (``resolve_file``), so a token in a parent is reported once, against it."""
     from zoo.recipe.tokens import preview, secret_in, strings
 
     for field, text in strings({k: v for k, v in raw.items() if k != "extends"}):
@@ -254,8 +255,7 @@ def check_own(path: Path, raw: dict[str, Any]) -> list[Problem]:
     _check_names(str(path), path, raw, out)
     _check_method(str(path), raw, out)
     _check_template(str(path), raw, out)
-    _check_secrets(str(path), raw, out)
-    return out
+    return out  # its secrets were checked as it was read
 
 
 def _typed_params(raw: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +275,6 @@ def check(path: Path, raw: dict[str, Any]) -> tuple[Recipe | None, list[Problem]
     file = str(path)
     out: list[Problem] = []
     recipe: Recipe | None = None
-    _check_secrets(file, raw, out)
     raw = _typed_params(raw)
     try:
         recipe = Recipe(**raw)

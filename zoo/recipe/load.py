@@ -109,6 +109,9 @@ def resolve_file(path: Path, problems: list[Problem], _stack: tuple[Path, ...] =
     data = read_yaml(path, problems)
     if data is None:
         return None
+    from zoo.recipe.check import check_secrets
+
+    check_secrets(str(path), data, problems)  # each file's own strings, so a parent's token names the parent
     refs = data.pop("extends", None)
     if refs is None:
         return data
@@ -179,7 +182,8 @@ def load_recipe(path: Path) -> Recipe:
             own.pop("extends", None)
             problems += check_own(Path(path), own)
         raise RecipeError(problems)
-    recipe, problems = check(Path(path), raw)
-    if recipe is None:
+    recipe, found = check(Path(path), raw)
+    problems += found
+    if recipe is None or problems:
         raise RecipeError(problems)
     return recipe
