@@ -118,13 +118,17 @@ def test_a_build_publishes_its_codes_small_and_exact(builds: Any, method: str, b
     folder = builds(method, base)
     config = json.loads((folder / "packed" / "config.json").read_text())
     q = config["quantization_config"]
-    assert (q["quant_method"], q["format"], q["version"], q["method"]) == ("zoo", "zoo-packed", 1, method)
+    assert (q["quant_method"], q["format"], q["version"], q["method"]) == ("zoo", "zoo-packed", 2, method)
     fake = store.load_folder(folder / "model")
     # bytes within 3% of (measured bits x decoder parameters / 8) + the 16-bit rest (DB-LLM: see docs/packed.md)
     decoder = sum(fake[f"{n}.weight"].numel() for n in q["linears"])
     rest = sum(v.numel() * v.element_size() for k, v in fake.items() if k.removesuffix(".weight") not in q["linears"])
     size = sum(f.stat().st_size for f in (folder / "packed").glob("*.safetensors"))
     assert size <= 1.03 * (q["bits_per_weight"] * decoder / 8 + rest)
+    if method == "dbllm":  # its codes and levels alone, without the 16-bit rest to hide in: within 3% too
+        stored = sum(v.numel() * v.element_size() for k, v in store.load_folder(folder / "packed").items()
+                     if k.rpartition(".")[0] in q["linears"])  # fmt: skip
+        assert stored <= 1.03 * q["bits_per_weight"] * decoder / 8
     assert size < 0.6 * sum(f.stat().st_size for f in (folder / "model").glob("*.safetensors"))
     # exact: every tensor of the unpacked checkpoint equals the fake one's, and the recorded hash says so
     unpacked = store.unpacked_state(folder / "packed", q)

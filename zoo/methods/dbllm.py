@@ -21,7 +21,10 @@ formula and its training hyper-parameters were not at hand: ``zoo/methods/dad.py
 are zoo's.
 
 Bits per weight: 2 code bits (two binary matrices). With metadata: a1, a2 and c per row and block
-(3 x 16 bits).
+(3 x 16 bits). The packed checkpoint (``zoo.packed.codec``'s ``dual`` rule) stores 50 bits a row and block:
+three of the four levels as the 16-bit checkpoint rounded them and a 2-bit correction of the fourth, derived
+as v1 + v2 - v0. a1, a2 and c themselves are fp32 (96 bits) and the levels are rounded from them, so 16-bit
+a1, a2, c would not restore the weights bit for bit.
 
 Faithfulness: ``zoo/fidelity.py`` says how far this is from the paper, and the card and ``zoo show``
 print it.
@@ -109,8 +112,8 @@ def quantize_weight(w: Any, h: Any, group: int = 128, dampening: float = 0.01) -
     code = 2.0 * w.numel()
     bits = code + len(levels) * w.shape[0] * 48
     # packed: a 2-bit index into each block row's four levels, read from the weights as finally saved ("final":
-    # distillation retrains the levels after this pass)
-    packed = {"final": True, "banks": [{"name": "levels", "rule": "table", "bits": 2, "group": group, "select": ("all",)}]}
+    # distillation retrains the levels after this pass); "dual" stores three levels and derives the fourth
+    packed = {"final": True, "banks": [{"name": "levels", "rule": "dual", "bits": 2, "group": group, "select": ("all",)}]}
     return FDBQuantized(q, bits=bits, code_bits=code, layout=packed, codes=codes, levels=torch.stack(levels, dim=1))
 
 

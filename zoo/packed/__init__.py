@@ -11,7 +11,8 @@ The layout is documented in ``docs/packed.md``.
 from __future__ import annotations
 
 FORMAT = "zoo-packed"
-VERSION = 1
+VERSION = 2  # 2: DB-LLM's "dual" rule (three levels and a correction; 1 stored four levels)
+READS = (1, 2)  # a version-1 folder decodes unchanged
 
 
 def register() -> bool:

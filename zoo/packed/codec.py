@@ -11,6 +11,11 @@ the element ``mask`` is ``flag``) and decoded per row and block of ``group`` col
 - ``grid``: (code - zero) * scale in fp32, then rounded to 16 bits, as the methods compute it (fp32 scale,
   uint8 zero per block row).
 - ``quip``: (code / top * 2 - 1) * scale, one fp32 scale per matrix (QuIP's symmetric grid).
+- ``dual``: DB-LLM's four levels c, c + a2, c + a1, c + a1 + a2 per block row, of which two pairs share a sum:
+  sorted, the lowest three are stored (16-bit, as rounded) and the highest is the 16-bit rounding of
+  v1 + v2 - v0 (fp32) moved by a 2-bit correction of -1 .. +2 steps of the 16-bit grid (``<bank>_steps``;
+  a block row beyond that reach keeps its fourth level in ``<bank>_fix_index`` / ``_fix_value``): 50 bits a
+  block row where a table of four takes 64 and the method counts 48 (a1, a2, c in 16 bits).
 
 ``post`` undoes QuIP's incoherence processing: its rotations are regenerated from the stored seed. Whatever the
 rules do not reproduce bit for bit (a torch.sign of 0, another machine's matmul) is stored as exceptions: flat
@@ -80,10 +85,71 @@ def _table_encode(values: Any, rb: Any, nrb: int, bits: int, signed: bool, dtype
     return codes, _from_u16(table, dtype)
 
 
+def _ordered(raw: Any) -> Any:
+    """16-bit float patterns (int64 in [0, 65536)) as integers in the order of their values (-0 just below +0)."""
+    import torch
+
+    return torch.where(raw >= 32768, 65535 - raw, raw + 32768)
+
+
+def _from_ordered(key: Any) -> Any:
+    import torch
+
+    key = key.clamp(0, 65535)
+    return torch.where(key >= 32768, key - 32768, 65535 - key)
+
+
+DUAL_STEPS = (-1, 2)  # the fourth level's correction, in steps of the 16-bit grid: 2 bits (measured: ~0.1% fall outside)
+
+
+def _dual_fourth(base: Any, steps: Any, dtype: Any) -> Any:
+    """The fourth level (u16 patterns) from the lowest three ``base`` [nrb, 3] (u16) and each block row's step."""
+    v = _from_u16(base, dtype).float()
+    derived = _u16((v[:, 1] + v[:, 2] - v[:, 0]).to(dtype))
+    return _from_ordered(_ordered(derived) + steps)
+
+
+def _dual_encode(values: Any, rb: Any, nrb: int, dtype: Any) -> tuple[Any, Any, Any, Tensors]:
+    """Codes (rank by value in the block row; overflow: 0), the [nrb, 3] 16-bit lowest levels, the 2-bit
+    correction planes of the fourth (rows with fewer than four levels: 0 steps), and the block rows whose
+    fourth level lies beyond the correction's reach with that level (``fix_index`` int32, ``fix_value``)."""
+    import torch
+
+    key = _ordered(_u16(values))
+    uniq, inverse = torch.unique(rb * 65536 + key, return_inverse=True)
+    group = uniq // 65536
+    rank_u = torch.arange(uniq.numel(), device=uniq.device) - torch.searchsorted(uniq, group * 65536)
+    levels = torch.full((nrb, 4), 32768, dtype=torch.int64, device=values.device)  # +0 where a row has fewer
+    ok = rank_u < 4
+    levels[group[ok], rank_u[ok]] = uniq[ok] % 65536
+    raw = _from_ordered(levels)
+    counts = torch.bincount(group, minlength=nrb)
+    base = raw[:, :3].contiguous()
+    predicted = _dual_fourth(base, torch.zeros(nrb, dtype=torch.int64, device=values.device), dtype)
+    steps = torch.where(counts >= 4, levels[:, 3] - _ordered(predicted), 0)
+    fix = ((steps < DUAL_STEPS[0]) | (steps > DUAL_STEPS[1])).nonzero().squeeze(1)
+    extra = {"fix_index": fix.to(torch.int32), "fix_value": _from_u16(raw[fix, 3], dtype)} if fix.numel() else {}
+    rank = rank_u[inverse]
+    codes = torch.where(rank < 4, rank, 0)
+    return codes, _from_u16(base, dtype), packbits.pack(steps.clamp(*DUAL_STEPS) - DUAL_STEPS[0], 2), extra
+
+
 def _bank_values(bank: dict[str, Any], t: Tensors, p: str, codes: Any, rb: Any, dtype: Any) -> Any:
     """The fp32 values of one bank's codes (table values are exact in fp32)."""
+    import torch
+
+    from zoo.errors import VerifyError
 
     rule, b = bank["rule"], int(bank["bits"])
+    if rule == "dual":
+        base = _u16(t[f"{p}_table"]).view(-1, 3)
+        steps = packbits.unpack(t[f"{p}_steps"], base.shape[0]) + DUAL_STEPS[0]
+        table = torch.cat([base, _dual_fourth(base, steps, dtype).unsqueeze(1)], 1)
+        if f"{p}_fix_index" in t:
+            table[t[f"{p}_fix_index"].to(torch.int64), 3] = _u16(t[f"{p}_fix_value"])
+        return _from_u16(table[rb, codes], dtype).float()
+    if rule not in ("table", "grid", "quip"):
+        raise VerifyError(f"a packed Linear's bank has rule {str(rule)[:20]!r}, which this zoo does not know; fix: upgrade zoo")
     if rule == "table":
         cap = 1 << (b - 1 if bank.get("signed") else b)
         table = _u16(t[f"{p}_table"]).view(-1, cap)
@@ -202,6 +268,9 @@ def encode(layout: dict[str, Any], w16: Any, q32: Any = None) -> tuple[dict[str,
         if rule == "table":
             entry["signed"] = bool(bank.get("signed", False))
             codes, t[f"{name}_table"] = _table_encode(w16[r, c], rb, rows * present, b, entry["signed"], dtype)
+        elif rule == "dual":
+            codes, t[f"{name}_table"], t[f"{name}_steps"], extra = _dual_encode(w16[r, c], rb, rows * present, dtype)
+            t.update({f"{name}_{k}": v for k, v in extra.items()})
         elif rule == "grid":
             scale, zero = (bank[k].to(dev).reshape(rows, -1) for k in ("scale", "zero"))
             if scale.shape[1] != present:  # given for every block: keep the bank's own
@@ -241,7 +310,7 @@ def _integer(v: Any) -> Any:
 def _float(name: str, v: Any, dtype: Any) -> Any:
     import torch
 
-    if name.endswith(("_table", "exc_value")):
+    if name.endswith(("_table", "exc_value", "_fix_value")):
         return v.view(dtype)
     if name.endswith("_scale") or name == "s":
         return v.view(torch.float32)

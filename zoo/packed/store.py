@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zoo.packed import FORMAT, VERSION, codec
+from zoo.packed import FORMAT, READS, VERSION, codec
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,9 @@ def read_config(src: Path) -> dict[str, Any]:
     q = config.get("quantization_config") if isinstance(config, dict) else None
     if not isinstance(q, dict) or q.get("format") != FORMAT:
         raise UsageError(f"{src}: not a {FORMAT} checkpoint; fix: name the packed/ folder of a native method's build")
-    if q.get("version") != VERSION:
-        raise UsageError(f"{src}: {FORMAT} version {q.get('version')!r}, this zoo reads {VERSION}; fix: upgrade zoo")
+    if q.get("version") not in READS:
+        reads = " and ".join(map(str, READS))
+        raise UsageError(f"{src}: {FORMAT} version {q.get('version')!r}, this zoo reads {reads}; fix: upgrade zoo")
     return config
 
 
