@@ -253,4 +253,4 @@ def main() -> None:
 
 
 # registers the commands (plan: zoo plan and zoo baseline; serving: zoo bench; packed: zoo unpack)
-from zoo.cli import catalog, packed, plan, publish, rehearse, serving, site, stages  # noqa: E402,F401
+from zoo.cli import catalog, export, packed, plan, publish, rehearse, serving, site, stages  # noqa: E402,F401
