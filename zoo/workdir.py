@@ -188,18 +188,22 @@ def open_new(path: Path) -> BinaryIO:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
+def atomic_write(path: Path, fsync: bool = False) -> Iterator[BinaryIO]:
     """``path`` written whole or not at all: the block writes a new temporary file beside it (``mkstemp``:
     ``O_EXCL | O_NOFOLLOW``) that is renamed over ``path`` only when the block succeeds, with the
     permissions of a normal new file; on any failure the temporary file is removed and ``path`` is as it
     was. A link in ``path``'s place is refused rather than replaced, so the user learns of it. Every file
-    zoo writes in place goes through here; folders go through ``staging``."""
+    zoo writes in place goes through here; folders go through ``staging``. ``fsync``: on disk before the
+    rename (a training checkpoint that a power loss must not leave empty under its final name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     refuse_link(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:

@@ -18,7 +18,6 @@ with a warning (it protects, it never blocks a pull by being damaged).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import VerifyError, ZooError
+from zoo.lock import exclusive, now
 from zoo.parse import load_json
 from zoo.publish.manifest import Identity, newer, order
 from zoo.untrusted import plain
@@ -60,13 +60,10 @@ def _key(endpoint: str, repo_id: str, signer: str) -> str:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
+    """``pulls.json``'s lock (``zoo.lock.exclusive``), waited for: another pull records in a moment."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / f"{FILE}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive(folder / f"{FILE}.lock", {"since": now()}, mode=0o600):
         yield
-    finally:
-        os.close(fd)
 
 
 def _read(folder: Path) -> dict[str, Any]:

@@ -7,8 +7,8 @@ someone else's (a checkout, a ``.git``, a hand-edited config): the pull is refus
 and even then only the files the new release lists are overwritten; nothing else is ever removed.
 Downloads go to ``<target>/.zoo/staging`` first, so the release is verified before it is moved in.
 
-One pull at a time per folder: ``hold`` takes an ``flock`` on ``<target>/.zoo/lock`` (opened without
-following links) before the folder is even read, so a second pull into it is a ``BusyError`` (exit 12)
+One pull at a time per folder: ``hold`` takes an ``flock`` on ``<target>/.zoo/lock`` (``zoo.lock.exclusive``,
+opened without following links) before the folder is even read, so a second pull into it is a ``BusyError`` (exit 12)
 instead of two writers moving files under each other. A missing ``--local-dir`` is created with its
 missing parents, as ``mkdir -p`` would; whatever a failed pull created is removed again.
 
@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
-import json
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import BusyError, UsageError, VerifyError
+from zoo.errors import BusyError, UsageError, VerifyError, ZooError
+from zoo.lock import NotAFile, exclusive, now
 from zoo.publish.manifest import Entry
 from zoo.workdir import disk_full, is_disk_full, read_json, sha256_file, write_json
 
@@ -66,19 +64,14 @@ def hold(root: Path, repo_id: str, force: bool) -> Iterator[Target]:
     if root.is_symlink() or (root.exists() and not root.is_dir()):
         raise UsageError(f"{root} is not a plain folder; fix: pass --local-dir with a new or earlier-pulled folder")
     _check_state(t.state)
-    fd = None
     try:
         for d in [*reversed(root.absolute().parents), root, t.state]:
             if not d.is_dir():  # mkdir -p; a link or file in the way fails as "not a folder"
                 _mkdir(d, t)
-        fd = _lock(t)
-        inspect(t, force)
-        yield t
+        with _lock(t):
+            inspect(t, force)
+            yield t
     finally:
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(t.state / LOCK)  # while still locked: a pull waiting on it re-checks the path
-            os.close(fd)
         for d in [t.state, *reversed(t.created)]:
             with contextlib.suppress(OSError):
                 d.rmdir()  # only when empty
@@ -98,46 +91,28 @@ def _mkdir(d: Path, t: Target) -> None:
     t.created.append(d)
 
 
-def _lock(t: Target) -> int:
-    """An fd of ``.zoo/lock`` holding its flock, the path still naming it; ``BusyError`` if another pull has it."""
-    while True:
+@contextlib.contextmanager
+def _lock(t: Target) -> Iterator[None]:
+    """``.zoo/lock`` held (``zoo.lock.exclusive``; neither it nor ``.zoo`` may be a link); ``BusyError`` if
+    another pull has it."""
+
+    def busy(info: dict[str, object]) -> ZooError:
+        return BusyError(
+            f"{t.root} is being written by another `zoo pull` (pid {info.get('pid', '?')} since {info.get('since', '?')}); "
+            "nothing was written; fix: wait for it to finish, then re-run (or pull into another folder with --local-dir)"
+        )
+
+    with contextlib.ExitStack() as held:
         try:
-            folder = os.open(t.state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            try:
-                fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=folder)
-            finally:
-                os.close(folder)
+            held.enter_context(exclusive(t.state / LOCK, {"since": now()}, busy, parent_nofollow=True))
         except OSError as e:
-            if e.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+            if not isinstance(e, NotAFile) and e.errno not in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
                 raise
             raise UsageError(
                 f"{t.state / LOCK} is not zoo's pull state (a link or not a plain file/folder); nothing was written; "
                 "fix: pull into a new folder with --local-dir"
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            except ValueError:
-                info = {}
-            os.close(fd)
-            who = f"pid {info.get('pid', '?')} since {info.get('since', '?')}" if isinstance(info, dict) else "?"
-            raise BusyError(
-                f"{t.root} is being written by another `zoo pull` ({who}); nothing was written; "
-                "fix: wait for it to finish, then re-run (or pull into another folder with --local-dir)"
-            ) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(t.state / LOCK, follow_symlinks=False).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:
-            os.close(fd)  # its holder removed it as we locked: lock the new file
-            continue
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": since}).encode(), 0)
-        return fd
+        yield
 
 
 def inspect(t: Target, force: bool) -> None:

@@ -40,6 +40,8 @@ def stamp(folder: Path, provenance: dict[str, str]) -> None:
     """Add ``provenance`` (keys prefixed ``zoo.``) to every safetensors header under ``folder``."""
     extra = {f"{PREFIX}{k}": str(v) for k, v in provenance.items()}
     for path in sorted(folder.rglob("*.safetensors")):
+        # the fixed temporary name earlier zoo versions used: a leftover (or a link planted there) goes, unfollowed
+        path.with_name(f".{path.name}.stamp").unlink(missing_ok=True)
         with open(path, "rb") as src, atomic_write(path) as out:
             (n,) = struct.unpack("<Q", src.read(8))
             header = json.loads(src.read(n))

@@ -3,7 +3,8 @@ cached baselines, as typed, versioned models, one module each (``base`` holds wh
 
 Each record is written and read only through its class, so a field has one name and one type for every
 stage that reads it (eval, card, push, release, the tests). ``recipe`` holds the recipe's hash and the
-check every stage after the build makes with it. Import from ``zoo.records``; the modules are its parts.
+check every stage after the build makes with it; ``quantization`` the one writer of a checkpoint's
+``quantization.json``. Import from ``zoo.records``; the modules are its parts.
 """
 
 from zoo.records.base import METRIC_KEY, SCHEMA_VERSION, FileEntry, Record, file_entries, remember_verified
@@ -13,6 +14,7 @@ from zoo.records.build import BuildRecord
 from zoo.records.card import CardRecord
 from zoo.records.eval import EvalRecord, Gate
 from zoo.records.push import PushRecord
+from zoo.records.quantization import read_quantization, write_quantization
 from zoo.records.recipe import check_recipe, is_built, recipe_sha256
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "check_recipe",
     "file_entries",
     "is_built",
+    "read_quantization",
     "recipe_sha256",
     "remember_verified",
+    "write_quantization",
 ]
