@@ -87,6 +87,7 @@ def test_eval_writes_metrics_baseline_and_recovery(built, workdir: Path) -> None
     assert data["recovery"]["ppl/pydoc"] == pytest.approx(100 * base["ppl/pydoc"] / m["ppl/pydoc"])
     assert m["ppl/pydoc"] < 2048 / 10 and data["recovery"]["ppl/pydoc"] > 90
     assert data["suite"]["versions"]["lm-eval"] and data["dtype"] == "float32" and data["device"] == "cpu"
+    assert data["form"] == result.form == "model"  # a GPTQ release publishes model/ (only native methods pack)
     # lm-eval's per-item outputs, compressed beside eval.json, which records their hash
     import gzip
 
