@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, EvalRecord, PushRecord
-from zoo.untrusted import link
+from zoo.records import BuildRecord, EvalRecord
 from zoo.variant.metrics import ZERO_SHOT_AVG
 from zoo.variant.model import Variant
 from zoo.variant.points import Point
@@ -42,7 +41,7 @@ def _row(v: Variant, this: bool, primary: str | None) -> dict[str, Any] | None:
         return None
     tag = v.study_label
     size = v.size_bytes
-    url = None if this else repo_url(v.push)
+    url = None if this else v.repo_url
     point = v.measured_point(primary) if ppl is not None else v.study_point(primary)
     return {
         "name": v.name,
@@ -65,14 +64,6 @@ def _row(v: Variant, this: bool, primary: str | None) -> dict[str, Any] | None:
         "this": this,
         "point": point,
     }
-
-
-def repo_url(pushed: PushRecord | None) -> str | None:
-    """The published repo's page, for a card or the site to link: only an ``http(s):`` URL on the endpoint
-    it was pushed to (a push.json is a file anyone with the workdir can edit: no ``javascript:``, no userinfo)."""
-    if pushed is None:
-        return None
-    return link(f"{pushed.endpoint.rstrip('/')}/{pushed.repo_id}", pushed.endpoint)
 
 
 def family(recipe: Recipe, catalog: list[Recipe]) -> list[Recipe]:

@@ -4,7 +4,8 @@ each with a note (method, bits, quality kept), as publishers group their quantiz
 Idempotent: the collection is found by its title in the namespace (created only when absent), an item
 is added only when missing and its note changed only when it differs, so a re-run makes no request
 that writes. Only repos with a ``push.json`` are added: a collection never lists a repo that was not
-published. Notes quote eval.json through the site's rows (one formatting of a variant everywhere).
+published. Notes render the variant's ``Variant`` (``zoo.variant``), with the words every renderer
+shares (``zoo.variant.text``): a quick run's numbers are marked as on the cards and the site.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from zoo.publish import hub
 from zoo.recipe import Recipe
 from zoo.records import PushRecord
 from zoo.untrusted import link, plain, redact_url
+from zoo.variant.metrics import ZERO_SHOT_AVG
+from zoo.variant.model import Variant
+from zoo.variant.read import read
+from zoo.variant.text import fmt, pct, quick
 from zoo.workdir import Layout
 
 log = logging.getLogger(__name__)
@@ -39,15 +44,19 @@ def title_for(base: str) -> str:
     return f"{base.split('/')[-1]} quantized (zoo)"[:TITLE_MAX]
 
 
-def note_for(row: dict[str, Any]) -> str:
+def note_for(v: Variant) -> str:
     """What a browser of the collection reads beside the repo: the method and how much quality it kept."""
-    parts = [f"{row['method']} {row['bits_label']}"]
-    if row["ppl"] is not None:
-        recovery = f", {row['ppl_recovery_text']} of 16-bit" if row["ppl_recovery_text"] else ""
-        parts.append(f"{row['ppl_name']} perplexity {row['ppl_text']}{recovery}")
-    if row["acc"] is not None:
-        parts.append(f"zero-shot avg {row['acc_text']}" + (f" ({row['acc_recovery_text']})" if row["acc_recovery_text"] else ""))
-    if row["ppl"] is None and row["acc"] is None:
+    parts = [f"{v.method_title} {v.bits_label}"]
+    key = v.primary.key if v.primary else None
+    ppl, acc = v.value(key), v.value(ZERO_SHOT_AVG)
+    if ppl is not None and v.primary is not None:
+        kept = pct(v.recovery(key))
+        recovery = f", {kept} of 16-bit" if kept else ""
+        parts.append(f"{v.primary.name} perplexity {quick(fmt(ppl), v.limited)}{recovery}")
+    if acc is not None:
+        kept = pct(v.recovery(ZERO_SHOT_AVG))
+        parts.append(f"zero-shot avg {quick(fmt(acc), v.limited)}" + (f" ({kept})" if kept else ""))
+    if ppl is None and acc is None:
         parts.append("not evaluated yet")
     return "; ".join(parts)[:NOTE_MAX]
 
@@ -93,11 +102,9 @@ def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dr
 def _sync_one(
     api: Any, base: str, namespace: str, variants: list[tuple[Recipe, PushRecord]], workdir: Path, dry_run: bool
 ) -> CollectionResult:
-    from zoo.site.rows import row
-
     title = title_for(base)
     found = next((c for c in hub.call(lambda: list(api.list_collections(owner=namespace))) if c.title == title), None)
-    wanted = {record.repo_id: note_for(row(r, workdir)) for r, record in variants}
+    wanted = {record.repo_id: note_for(read(r, workdir)) for r, record in variants}
     if found is None and dry_run:
         return CollectionResult(base, namespace, None, None, tuple(sorted(wanted)))
     if found is None:

@@ -1,38 +1,27 @@
 """A family's quality-vs-bits chart as inline SVG (no image files, no scripts, no network): perplexity
-against weight bits, one colour per method and grouping; zoo's measurements filled, the study's hollow.
-The scale turns logarithmic when the values span more than 3x, as the card's plot does."""
+against weight bits, one colour per method and grouping; zoo's measurements filled, the study's hollow,
+quick runs a cross. The points are the Variants' own (``zoo.variant.points``): both the measured and
+the published number of a variant are drawn. The scale turns logarithmic by the card's rule
+(``points.log_axis``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Any
+
+from zoo.variant.points import Point, log_axis
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 640, 320, 56, 180, 16, 40
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
-def points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Weight-only variants with a perplexity, measured or published."""
-    out = []
-    for r in rows:
-        if "A" in r["bits_label"]:
-            continue  # W/A variants sit on another axis of cost
-        for value, measured in ((r["ppl"], True), (r["study_ppl"], False)):
-            if value is not None and value > 0:
-                quick = measured and r["limited"]
-                out.append({"name": r["name"], "series": r["series"], "bits": r["bits"], "value": value, "measured": measured,
-                            "quick": quick})  # fmt: skip
-    return out
-
-
-def svg(rows: list[dict[str, Any]], title: str) -> str | None:
-    pts = points(rows)
+def svg(pts: Sequence[Point], title: str) -> str | None:
     if len(pts) < 2:
         return None
-    values = [p["value"] for p in pts]
+    values = [p.value for p in pts]
     lo, hi = min(values), max(values)
-    log = hi / lo > 3
+    log = log_axis(values)
 
     def f(v: float) -> float:
         return math.log10(v) if log else float(v)
@@ -40,7 +29,7 @@ def svg(rows: list[dict[str, Any]], title: str) -> str | None:
     y0, y1 = f(lo), f(hi)
     if y1 == y0:
         y0, y1 = y0 - 1, y1 + 1
-    bits = sorted({p["bits"] for p in pts})
+    bits = sorted({p.bits for p in pts})
     b0, b1 = float(min(bits[0], 1)), float(max(bits[-1], 8))
 
     def x(b: float) -> float:
@@ -49,7 +38,7 @@ def svg(rows: list[dict[str, Any]], title: str) -> str | None:
     def y(v: float) -> float:
         return PAD_T + (1 - (f(v) - y0) / (y1 - y0)) * (H - PAD_T - PAD_B)
 
-    series = sorted({p["series"] for p in pts})
+    series = sorted({p.series for p in pts})
     colour = {s: COLOURS[i % len(COLOURS)] for i, s in enumerate(series)}
     parts = [
         f'<svg class="plot" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -63,11 +52,11 @@ def svg(rows: list[dict[str, Any]], title: str) -> str | None:
     for v in (lo, (lo * hi) ** 0.5 if log else (lo + hi) / 2, hi):
         parts.append(f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" class="tick" text-anchor="end">{v:.3g}</text>')
     for p in pts:
-        c = colour[p["series"]]
-        fill = c if p["measured"] else "none"
-        what = "zoo, quick run" if p["quick"] else "zoo" if p["measured"] else "study"
-        cx, cy, label = x(p["bits"]), y(p["value"]), f"<title>{escape(p['name'])}: {p['value']:.4g} ({what})</title>"
-        if p["quick"]:  # a cross, as in the card's plot: a few items, not a measurement to compare
+        c = colour[p.series]
+        fill = c if p.measured else "none"
+        what = {"quick": "zoo, quick run", "zoo": "zoo", "study": "study"}[p.kind]
+        cx, cy, label = x(p.bits), y(p.value), f"<title>{escape(p.name)}: {p.value:.4g} ({what})</title>"
+        if p.quick:  # a cross, as in the card's plot: a few items, not a measurement to compare
             d = f"M{cx - 5:.1f} {cy - 5:.1f}L{cx + 5:.1f} {cy + 5:.1f}M{cx - 5:.1f} {cy + 5:.1f}L{cx + 5:.1f} {cy - 5:.1f}"
             parts.append(f'<path d="{d}" stroke="{c}" stroke-width="2">{label}</path>')
         else:
@@ -78,7 +67,7 @@ def svg(rows: list[dict[str, Any]], title: str) -> str | None:
         parts.append(f'<circle cx="{W - PAD_R + 14}" cy="{ly}" r="5" fill="{colour[s]}"/>')
         parts.append(f'<text x="{W - PAD_R + 24}" y="{ly + 4}" class="tick">{escape(s)}</text>')
     ly = PAD_T + 8 + len(series) * 18 + 6
-    key = "filled: zoo, hollow: study" + (", cross: quick run" if any(p["quick"] for p in pts) else "")
+    key = "filled: zoo, hollow: study" + (", cross: quick run" if any(p.quick for p in pts) else "")
     parts.append(f'<text x="{W - PAD_R + 8}" y="{ly + 4}" class="tick">{key}</text>')
     parts.append("</svg>")
     return "".join(parts)

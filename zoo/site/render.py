@@ -62,7 +62,7 @@ def site(catalog: list[Recipe], workdir: Path, out: Path, title: str = "zoo") ->
     with staging(out) as tmp:
         (tmp / "index.html").write_text(env.get_template("index.html.j2").render(**common, family=None))
         for fam in fams:
-            chart = svg(list(fam.rows), f"{fam.base}: perplexity vs weight bits")
+            chart = svg(fam.points, f"{fam.base}: perplexity vs weight bits")
             page = env.get_template("family.html.j2").render(**common, family=fam, chart=chart)
             (tmp / f"{fam.slug}.html").write_text(page)
             pages.append(f"{fam.slug}.html")

@@ -1,8 +1,10 @@
-"""One row per catalog variant, as the site shows it: what zoo measured beside what the study published.
+"""One row per catalog variant, as the site shows it: what zoo measured beside what the study published,
+rendered from the read model (``zoo.variant``).
 
-Numbers come only from records that describe the checkpoint beside them (the card's rule: an eval.json
-of an earlier build counts as not evaluated). Sort keys are kept apart from display text so a column of
-"not evaluated" cells still sorts (missing values last).
+The site's rules, which are presentation and so live here: the study's figure sits in its own column
+(it never stands in for a measurement), a quick run's number is marked, sizes and memory of a packed
+release say so. Sort keys are kept apart from display text so a column of "not evaluated" cells still
+sorts (missing values last). These rows are also what ``variants.json`` holds.
 """
 
 from __future__ import annotations
@@ -11,24 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.card.common import bits_label, fmt, primary_metric, quick
-from zoo.card.siblings import _series, measured, repo_url
-from zoo.card.usage import serving_memory
-from zoo.methods import METHODS
 from zoo.recipe import Recipe
-from zoo.records import BenchRecord, PushRecord
-from zoo.workdir import Layout, size_text
-
-ACC = "zero_shot_avg/acc"
+from zoo.variant.metrics import ZERO_SHOT_AVG
+from zoo.variant.model import Variant
+from zoo.variant.points import Point
+from zoo.variant.read import read
+from zoo.variant.text import fmt, packed, pct, quick
+from zoo.workdir import size_text
 
 
 @dataclass(frozen=True)
 class Family:
-    """One base's page: its variants, in table order."""
+    """One base's page: its variants' rows, in table order, and its chart's points."""
 
     base: str
     slug: str  # the page's file name, without .html
     rows: tuple[dict[str, Any], ...]
+    points: tuple[Point, ...] = ()
 
     @property
     def built(self) -> int:
@@ -43,89 +44,83 @@ def slug(base: str) -> str:
     return base.replace("/", "--").lower()
 
 
-def _pct(v: float | None) -> str:
-    return f"{v:.1f}%" if v is not None else ""
-
-
-def _published(recipe: Recipe, value: float | None) -> str:
+def _published(v: Variant, value: float | None) -> str:
     """A published number; one from another paper than the study (``study.source``) is marked "(paper)"."""
     if value is None:
         return ""
-    return fmt(value) if recipe.study.source is None else f"{fmt(value)} (paper)"
+    return fmt(value) if v.study_label == "study" else f"{fmt(value)} ({v.study_label})"
 
 
-def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
-    layout = Layout(workdir, recipe.name)
-    build, ev = measured(workdir, recipe.name)
-    pushed = PushRecord.read(layout) if build is not None else None
-    primary = primary_metric(recipe)
-    metrics, recovery = (ev.metrics, ev.recovery) if ev else ({}, {})
-    ppl = metrics.get(primary) if primary else None
-    acc = metrics.get(ACC)
-    study_ppl = getattr(recipe.study, primary.split("/", 1)[1], None) if primary else None
-    memory = serving_memory(recipe, build, layout.model)
-    params = recipe.base.parameters
-    stored_bits = build.total_bytes * 8 / (params * 1e9) if build and params else None
-    reported = build.method.get("bits_per_weight") if build else None  # the method's own count, metadata included
-    with_meta = float(reported) if isinstance(reported, (int, float)) else None
-    status = "evaluated" if ev else "built" if build else "not built"
-    limited = bool(ev and ev.limit)
-    url = repo_url(pushed)
-    bench = BenchRecord.current(layout) if build is not None else None
+def cells(v: Variant) -> dict[str, Any]:
+    """The site's row of one Variant."""
+    key = v.primary.key if v.primary else None
+    ppl, acc = v.value(key), v.value(ZERO_SHOT_AVG)
+    ppl_recovery, acc_recovery = v.recovery(key), v.recovery(ZERO_SHOT_AVG)
+    memory, size = v.memory, v.size_bytes
+    study_ppl = v.study(key)
     return {
-        "name": recipe.name,
-        "method": METHODS.get(recipe.method).title,
-        "series": _series(recipe),
-        "bits": recipe.weights.bits,
-        "bits_label": bits_label(recipe),
-        "meta_bits": with_meta,
-        "meta_bits_text": f"{with_meta:.2f}" if with_meta is not None else "",
-        "stored_bits": stored_bits,
-        "stored_bits_text": f"{stored_bits:.2f}" if stored_bits is not None else "",
-        "status": status,
-        "built": build is not None,
-        "evaluated": ev is not None,
-        "size_bytes": build.total_bytes if build else None,
-        "size_text": size_text(build.total_bytes) if build else "not built",
-        "memory_bytes": memory["total_gb"] * 1e9 if memory else None,
-        "memory_text": memory["total_text"] if memory else "",
-        "ppl_name": primary.split("/", 1)[1] if primary else "",
+        "name": v.name,
+        "method": v.method_title,
+        "series": v.series,
+        "bits": v.bits,
+        "bits_label": v.bits_label,
+        "meta_bits": v.reported_bits,
+        "meta_bits_text": f"{v.reported_bits:.2f}" if v.reported_bits is not None else "",
+        "stored_bits": v.stored_bits,
+        "stored_bits_text": f"{v.stored_bits:.2f}" if v.stored_bits is not None else "",
+        "status": v.status,
+        "built": v.built,
+        "evaluated": v.evaluated,
+        "packed": v.packed,
+        "size_bytes": size,
+        "size_text": packed(size_text(size), v.packed) if size is not None else "not built",
+        "memory_bytes": memory.total_bytes if memory else None,
+        "memory_text": packed(size_text(memory.total_bytes), memory.packed) if memory else "",
+        "ppl_name": v.primary.name if v.primary else "",
         "ppl": ppl,
-        "ppl_text": quick(fmt(ppl), limited) if ppl is not None else "not evaluated",
-        "ppl_recovery": recovery.get(primary) if primary and ppl is not None else None,
-        "ppl_recovery_text": _pct(recovery.get(primary)) if primary and ppl is not None else "",
+        "ppl_text": quick(fmt(ppl), v.limited) if ppl is not None else "not evaluated",
+        "ppl_recovery": ppl_recovery,
+        "ppl_recovery_text": pct(ppl_recovery),
         "acc": acc,
-        "acc_text": quick(fmt(acc), limited) if acc is not None else "not evaluated",
-        "acc_recovery": recovery.get(ACC) if acc is not None else None,
-        "acc_recovery_text": _pct(recovery.get(ACC)) if acc is not None else "",
+        "acc_text": quick(fmt(acc), v.limited) if acc is not None else "not evaluated",
+        "acc_recovery": acc_recovery,
+        "acc_recovery_text": pct(acc_recovery),
         "study_ppl": study_ppl,
-        "study_ppl_text": _published(recipe, study_ppl),
-        "study_acc": recipe.study.zero_shot_avg,
-        "study_acc_text": _published(recipe, recipe.study.zero_shot_avg),
-        "limited": limited,
-        "repo_id": pushed.repo_id if pushed else recipe.repo_id,
-        "url": url,
-        **_bench_cells(bench),
+        "study_ppl_text": _published(v, study_ppl),
+        "study_acc": v.study(ZERO_SHOT_AVG),
+        "study_acc_text": _published(v, v.study(ZERO_SHOT_AVG)),
+        "limited": v.limited,
+        "repo_id": v.push.repo_id if v.push else v.recipe.repo_id,
+        "url": v.repo_url,
+        **_bench_cells(v),
     }
 
 
-def _bench_cells(bench: BenchRecord | None) -> dict[str, Any]:
+def row(recipe: Recipe, workdir: Path) -> dict[str, Any]:
+    """One recipe's row, read from ``workdir``."""
+    return cells(read(recipe, workdir))
+
+
+def _bench_cells(v: Variant) -> dict[str, Any]:
     """zoo bench's columns: runtimes that served this build, and the speed and memory ratios to the 16-bit base
-    (vLLM's when it serves the build, else transformers'; the runtime and device are named in the cell)."""
-    if bench is None:
+    (vLLM's when it serves the build, else transformers'; the runtime and device are named in the cell). zoo
+    bench loads model/: for a packed release, the 16-bit form, which the cell says."""
+    if v.bench is None:
         return {"runtimes_text": "not checked", "decode_ratio": None, "decode_ratio_text": "", "memory_ratio": None,
                 "memory_ratio_text": ""}  # fmt: skip
-    ok = [c for c in bench.runtimes if c.serves]
+    ok = list(v.served_by)
     names = ", ".join(f"{'vLLM' if c.runtime == 'vllm' else c.runtime} ({c.device})" for c in ok) or "none"
+    if ok and v.packed:
+        names += " (its 16-bit form)"
     timed = sorted((c for c in ok if "variant" in c.speed and "base" in c.speed), key=lambda c: c.runtime != "vllm")
     decode = memory = None
     where = ""
     if timed:
-        c, v, b = timed[0], timed[0].speed["variant"], timed[0].speed["base"]
+        c, mine, base = timed[0], timed[0].speed["variant"], timed[0].speed["base"]
         where = f" ({'vLLM' if c.runtime == 'vllm' else c.runtime}, {c.device})"
-        decode = v.decode_tokens_per_s_b1 / b.decode_tokens_per_s_b1 if b.decode_tokens_per_s_b1 else None
-        if v.peak_memory_bytes and b.peak_memory_bytes:
-            memory = v.peak_memory_bytes / b.peak_memory_bytes
+        decode = mine.decode_tokens_per_s_b1 / base.decode_tokens_per_s_b1 if base.decode_tokens_per_s_b1 else None
+        if mine.peak_memory_bytes and base.peak_memory_bytes:
+            memory = mine.peak_memory_bytes / base.peak_memory_bytes
     return {
         "runtimes_text": names,
         "decode_ratio": decode,
@@ -142,5 +137,7 @@ def families(catalog: list[Recipe], workdir: Path) -> list[Family]:
     out = []
     for base in sorted(by_base):
         recipes = sorted(by_base[base], key=lambda x: (x.method, -x.weights.bits, x.name))
-        out.append(Family(base, slug(base), tuple(row(r, workdir) for r in recipes)))
+        variants = [read(r, workdir) for r in recipes]
+        points = [p for v in variants for p in (v.measured_point(), v.study_point()) if p is not None]
+        out.append(Family(base, slug(base), tuple(cells(v) for v in variants), tuple(points)))
     return out

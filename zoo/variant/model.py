@@ -123,6 +123,16 @@ class Variant:
         """Whether the last release from this workdir is of this very build."""
         return self.push is not None and self.build is not None and self.push.build_sha256 == self.build_sha256
 
+    @cached_property
+    def repo_url(self) -> str | None:
+        """The pushed repo's page, for a renderer to link: only an ``http(s):`` URL on the endpoint it was pushed
+        to (a push.json is a file anyone with the workdir can edit: no ``javascript:``, no userinfo)."""
+        if self.push is None:
+            return None
+        from zoo.untrusted import link
+
+        return link(f"{self.push.endpoint.rstrip('/')}/{self.push.repo_id}", self.push.endpoint)
+
     @property
     def status(self) -> Status:
         if self.published:
