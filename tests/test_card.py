@@ -627,6 +627,27 @@ def test_serving_memory_is_weights_plus_the_kv_cache_of_the_checkpoint_config(tm
     assert "plus 1.1 GB of bf16 KV cache for one 8192-token sequence" in text and "## Intended use and limitations" in text
 
 
+def test_a_packed_release_gives_its_size_and_memory_as_packed_and_its_runtimes_as_the_16_bit_forms(tmp_path: Path) -> None:
+    """#32: a native method publishing its packed checkpoint says so wherever its size or memory appears."""
+    from tests.test_serving import write_bench
+
+    recipe = load("tiny-llama3-billm-1.1bit", RECIPES)
+    synthetic(recipe, tmp_path, evaluated=False)
+    layout = Layout(tmp_path, recipe.name)
+    (layout.packed).mkdir()
+    (layout.packed / "model.safetensors").write_bytes(b"p" * 1234)
+    data = json.loads(layout.build_json.read_text())
+    entry = FileEntry(path="model.safetensors", size=1234, sha256=sha256_file(layout.packed / "model.safetensors"))
+    BuildRecord.parse({**data, "packed_files": [entry.model_dump()], "total_bytes": 1234}).write(layout)  # type: ignore[union-attr]
+    write_bench(tmp_path, recipe.name, vllm="serves")
+    text = render(recipe, CATALOG, tmp_path).readme.read_text()
+    mine = next(x for x in siblings_section(text).splitlines() if x.startswith("| **tiny-llama3-billm-1.1bit**"))
+    assert "| 0.001234 (packed) |" in mine, mine
+    assert "Memory to serve: 1 kB (packed) of weights" in text
+    assert "Served in `zoo bench`'s check (its 16-bit form" in text and "zoo's packed format" in text
+    assert "stored dequantized in 16-bit, so it has no memory" not in text
+
+
 def test_metadata_the_hub_would_reject_fails_the_card_not_the_push(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
