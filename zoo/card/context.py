@@ -3,8 +3,9 @@
 Nothing here is invented: a number is either read from a stage's JSON (measured by zoo) or from the
 recipe's ``study`` section (published by the paper), and each is labelled as such. The variant's own
 build and eval records come in already checked by the caller (``render``), so a card can never mix
-one build's text with another build's numbers; siblings are read here, and a sibling's eval.json
-that measured an earlier build of it counts as "not evaluated".
+one build's text with another build's numbers. This variant and its siblings are Variants
+(``zoo.variant``): a sibling's eval.json that measured an earlier build of it counts as "not
+evaluated", and metric keys are read through the Metric table.
 """
 
 from __future__ import annotations
