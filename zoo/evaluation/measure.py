@@ -22,7 +22,7 @@ from zoo.recipe import Recipe
 from zoo.records import Measurement
 from zoo.tasks import TASKS
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("zoo.evaluation.run")  # the eval stage logs under one name, whichever module speaks
 
 
 def measure(
