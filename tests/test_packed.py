@@ -196,3 +196,25 @@ def test_a_spec_asking_for_more_weights_than_its_bytes_hold_is_refused() -> None
     ):
         with pytest.raises(VerifyError, match="does not fit its 16 stored bytes"):
             bounded(spec, t)
+
+
+def test_billm_packed_cache_is_opt_in(builds: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ZOO_PACKED_CACHE=1 keeps each decoded weight (same logits); unset, memory holds the packed tensors only."""
+    from transformers import AutoModelForCausalLM
+
+    import zoo.packed  # noqa: F401  (registers quant_method zoo)
+
+    folder = builds("billm", "tiny-llama3") / "packed"
+    ids = torch.tensor([[1, 17, 300, 42]])
+    logits = []
+    for cache in ("", "1"):
+        monkeypatch.setenv("ZOO_PACKED_CACHE", cache)
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        with torch.no_grad():
+            logits.append(model(ids).logits)
+        linear = model.model.layers[0].mlp.down_proj
+        if cache:
+            assert linear.cached is not None and torch.equal(linear.cached, linear.weight16())
+        else:
+            assert linear.cached is None
+    assert torch.equal(logits[0], logits[1])

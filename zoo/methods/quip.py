@@ -64,13 +64,31 @@ def _haar(n: int, gen: Any, count: int = 1) -> Any:
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def rotation(n: int, seed: int, device: Any = "cpu") -> Any:
-    """zoo-obs's rotation: the Kronecker product of two Haar factors, fixed by (n, seed)."""
+def rotation_parts(n: int, seed: int) -> tuple[Any, Any]:
+    """zoo-obs's two Haar factors (float64), fixed by (n, seed)."""
     import torch
 
     a, b = _factors(n)
     fa, fb = (torch.Generator().manual_seed(s) for s in (seed * 7919 + n, seed * 104729 + n))
-    return torch.kron(_haar(a, fa)[0], _haar(b, fb)[0]).float().to(device)
+    return _haar(a, fa)[0], _haar(b, fb)[0]
+
+
+def rotation(n: int, seed: int, device: Any = "cpu") -> Any:
+    """zoo-obs's rotation: the Kronecker product of two Haar factors, fixed by (n, seed)."""
+    import torch
+
+    return torch.kron(*rotation_parts(n, seed)).float().to(device)
+
+
+def kron_apply(parts: tuple[Any, Any], x: Any, transpose: bool = False) -> Any:
+    """(A kron B) @ x (or its transpose @ x) for x [n, m] in x's dtype, without forming the n x n product."""
+    import torch
+
+    fa, fb = (t.to(x.device, x.dtype) for t in parts)
+    if transpose:
+        fa, fb = fa.T, fb.T
+    n, m = x.shape
+    return torch.einsum("ij,kl,jlm->ikm", fa, fb, x.reshape(fa.shape[0], fb.shape[0], m)).reshape(n, m)
 
 
 def butterfly_factors(n: int) -> tuple[int, int]:
@@ -87,14 +105,44 @@ def butterfly_factors(n: int) -> tuple[int, int]:
     return a, b
 
 
+def butterfly_parts(n: int, gen: Any) -> tuple[Any, Any, Any, Any]:
+    """What ``butterfly`` is made of, drawn from ``gen`` in its order: the [b, a, a] and [a, b, b] Haar blocks
+    (float64) and the two permutations."""
+    import torch
+
+    a, b = butterfly_factors(n)
+    first, second = _haar(a, gen, b), _haar(b, gen, a)  # [b, a, a], [a, b, b]
+    return first, second, torch.randperm(n, generator=gen), torch.randperm(n, generator=gen)
+
+
+def butterfly_apply(parts: tuple[Any, Any, Any, Any], x: Any, transpose: bool = False) -> Any:
+    """B @ x (or B^T @ x) for the butterfly B of ``parts`` and x [n, m], in x's dtype, without forming B:
+    n * (a + b) multiplications a column where B @ x takes n^2."""
+    import torch
+
+    first, second, p_in, p_out = (t.to(x.device) for t in parts)
+    first, second = first.to(x.dtype), second.to(x.dtype)
+    b, a = first.shape[0], second.shape[0]
+    n, m = x.shape
+    if not transpose:
+        y = torch.einsum("jkl,ljm->kjm", first, x[p_in].reshape(a, b, m))  # mixes i_a within each i_b
+        return torch.einsum("kjl,klm->kjm", second, y).reshape(n, m)[p_out]  # mixes i_b within each i_a
+    z = torch.empty_like(x)
+    z[p_out] = x
+    y = torch.einsum("kjl,kjm->klm", second, z.reshape(a, b, m))
+    y = torch.einsum("jkl,kjm->ljm", first, y).reshape(n, m)
+    out = torch.empty_like(y)
+    out[p_in] = y
+    return out
+
+
 def butterfly(n: int, gen: Any) -> Any:
     """A random orthogonal n x n butterfly: permute, rotate each of the b groups of a by its own a x a
     Haar matrix, each of the a groups of b by its own b x b one, permute again (n = a * b)."""
     import torch
 
-    a, b = butterfly_factors(n)
-    first, second = _haar(a, gen, b), _haar(b, gen, a)  # [b, a, a], [a, b, b]
-    p_in, p_out = torch.randperm(n, generator=gen), torch.randperm(n, generator=gen)
+    first, second, p_in, p_out = butterfly_parts(n, gen)
+    a, b = second.shape[0], first.shape[0]
     x = torch.eye(n, dtype=torch.float64)[p_in].reshape(a, b, n)  # row index = i_a * b + i_b
     x = torch.einsum("jkl,ljn->kjn", first, x)  # [a, b, n]: mixes i_a within each i_b
     x = torch.einsum("kjl,kln->kjn", second, x)  # mixes i_b within each i_a

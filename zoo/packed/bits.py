@@ -34,12 +34,18 @@ def unpack(planes: Any, n: int) -> Any:
     """The ``n`` codes (int64) of ``pack``'s bit-planes."""
     import torch
 
-    shifts = torch.arange(8, device=planes.device)
-    out = torch.zeros(planes.shape[1] * 8, dtype=torch.int64, device=planes.device)
-    for j in range(planes.shape[0]):
-        bits = ((planes[j].to(torch.int64).unsqueeze(1) >> shifts) & 1).reshape(-1)
-        out |= bits << j
-    return out[:n]
+    width = planes.shape[0]
+    if width == 0:
+        return torch.zeros(n, dtype=torch.int64, device=planes.device)
+    # in the narrowest integer that holds a code (a byte for the codes, whose widths are 1-8): the decode of a
+    # packed Linear runs in every forward, and int64 throughout was most of its time
+    acc = torch.uint8 if width <= 8 else torch.int32
+    shifts = torch.arange(8, dtype=torch.uint8, device=planes.device)
+    bits = ((planes.unsqueeze(-1) >> shifts) & 1).reshape(width, -1)[:, :n]
+    out = bits[0].to(acc)
+    for j in range(1, width):
+        out |= bits[j].to(acc) << j
+    return out.to(torch.int64)
 
 
 def rice_encode(mask: Any) -> tuple[Any, Any, dict[str, int]]:

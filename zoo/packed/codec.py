@@ -17,8 +17,8 @@ the element ``mask`` is ``flag``) and decoded per row and block of ``group`` col
   a block row beyond that reach keeps its fourth level in ``<bank>_fix_index`` / ``_fix_value``): 50 bits a
   block row where a table of four takes 64 and the method counts 48 (a1, a2, c in 16 bits).
 
-``post`` undoes QuIP's incoherence processing: its rotations are regenerated from the stored seed. Whatever the
-rules do not reproduce bit for bit (a torch.sign of 0, another machine's matmul) is stored as exceptions: flat
+``post`` undoes QuIP's incoherence processing (``rotate``): its rotations are regenerated from the stored seed.
+Whatever the rules do not reproduce bit for bit (a torch.sign of 0, another machine's matmul) is stored as exceptions: flat
 index and 16-bit value; encoding checks the decode against the fake weight, so the result is exact by
 construction and the exception count is recorded.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.packed import bits as packbits
+from zoo.packed import rotate
 
 Tensors = dict[str, Any]
 
@@ -204,6 +205,18 @@ def decode(spec: dict[str, Any], t: Tensors, device: Any = "cpu") -> Any:
         mask = packbits.rice_decode(t["mask_unary"], t["mask_rem"], spec["mask"], rows * cols)
     w = torch.zeros(rows, cols, dtype=torch.float32, device=device)
     for bank in spec["banks"]:
+        if bank["select"][0] != "mask":  # whole columns: [rows, its columns], no per-weight index to build
+            keep = _selection(bank, 1, cols, colbank, None, device)[0]
+            local, present = _blocks(keep.unsqueeze(0), int(bank["group"]), cols)
+            c = keep.nonzero().squeeze(1)
+            codes = packbits.unpack(t[f"{bank['name']}_codes"], rows * c.numel()).view(rows, -1)
+            rb = torch.arange(rows, device=device).unsqueeze(1) * present + local[c].unsqueeze(0)
+            values = _bank_values(bank, t, bank["name"], codes, rb, dtype)
+            if c.numel() == cols and len(spec["banks"]) == 1:
+                w = values
+            else:
+                w[:, c] = values
+            continue
         sel = _selection(bank, rows, cols, colbank, mask, device)
         local, present = _blocks(sel, int(bank["group"]), cols)
         r, c = sel.nonzero(as_tuple=True)
@@ -211,32 +224,11 @@ def decode(spec: dict[str, Any], t: Tensors, device: Any = "cpu") -> Any:
         w[r, c] = _bank_values(bank, t, bank["name"], codes, r * present + local[c], dtype)
     post = spec.get("post")
     if post is not None:
-        w = _unrotate(post, w, t, device)
+        w = rotate.unrotate(post, w, t.get("s"))
     out = w.to(dtype)
     if spec.get("exceptions"):
         out.view(-1)[t["exc_index"].to(torch.int64)] = t["exc_value"]
     return out
-
-
-def rotations(post: dict[str, Any], rows: int, cols: int, device: Any) -> tuple[Any, Any]:
-    """QuIP's (u, v), regenerated from the seed exactly as the build drew them."""
-    import torch
-
-    from zoo.methods import quip
-
-    if post["variant"] == "authors":
-        gen = torch.Generator().manual_seed(int(post["seed"]))
-        u = quip.butterfly(rows, gen)
-        return u.to(device), quip.butterfly(cols, gen).to(device)
-    seed = int(post["seed"])
-    return quip.rotation(rows, seed, device), quip.rotation(cols, seed + 1, device)
-
-
-def _unrotate(post: dict[str, Any], q: Any, t: Tensors, device: Any) -> Any:
-    u, v = rotations(post, q.shape[0], q.shape[1], device)
-    if post["variant"] == "authors":
-        return (u.T @ q @ v) / t["s"].unsqueeze(0)
-    return u.T @ q @ v
 
 
 def encode(layout: dict[str, Any], w16: Any, q32: Any = None) -> tuple[dict[str, Any], Tensors]:
@@ -286,7 +278,7 @@ def encode(layout: dict[str, Any], w16: Any, q32: Any = None) -> tuple[dict[str,
         t[f"{name}_codes"] = packbits.pack(codes, b)
         spec["banks"].append(entry)
     if layout.get("post") is not None:
-        spec["post"] = dict(layout["post"])
+        spec["post"] = {**layout["post"], "form": "structured"}
         if "s" in layout:
             t["s"] = layout["s"].float().to(dev)
     decoded = decode(spec, t, dev)

@@ -4,15 +4,23 @@
 ``register_quantizer``); ``from_pretrained`` on a packed folder then replaces each quantized Linear, before the
 weights load, by a ``PackedLinear`` whose buffers are the Linear's packed tensors (all integer: no dtype cast
 touches them) and whose forward decodes the 16-bit weight (``codec.decode``, the same code ``zoo unpack`` runs)
-and applies it. Memory holds the packed tensors and one decoded weight at a time. No kernel library decodes
-these formats (per-block lookup tables, Rice-coded masks, QuIP's seeded butterflies), so the decode is torch.
+and applies it. Memory holds the packed tensors and one decoded weight at a time, unless ``ZOO_PACKED_CACHE=1``
+asks each Linear to keep its decoded weight (speed of the fake form, memory of packed + 16-bit: an explicit
+trade, never the default). No kernel library decodes these formats exactly (docs/packed.md, "Kernel
+libraries"), so the decode is torch.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from zoo.packed import FORMAT, codec
+
+# "1": each PackedLinear keeps its decoded 16-bit weight after its first forward, as fast as the fake checkpoint
+# from then on, at its memory (packed + 16-bit); read when the model is built. Unset (the default), memory
+# holds the packed tensors and one decoded weight at a time.
+CACHE_ENV = "ZOO_PACKED_CACHE"
 
 
 def register() -> None:
@@ -66,10 +74,13 @@ def register() -> None:
             return False
 
     class PackedLinear(torch.nn.Module):
-        """A Linear that keeps its packed tensors and decodes its weight in every forward."""
+        """A Linear that keeps its packed tensors and decodes its weight in every forward (``cache``: in its
+        first, then keeps the 16-bit weight as well)."""
 
         def __init__(self, spec: dict[str, Any], bias: Any = None) -> None:
             super().__init__()
+            self.cache = os.environ.get(CACHE_ENV, "") == "1"
+            self.cached: Any = None
             self.spec = {k: v for k, v in spec.items() if k != "tensors"}
             self.names = list(spec["tensors"])
             self.in_features, self.out_features = spec["shape"][1], spec["shape"][0]
@@ -83,7 +94,11 @@ def register() -> None:
             return codec.decode(self.spec, t, next(iter(t.values())).device)
 
         def forward(self, x: Any) -> Any:
-            w = self.weight16()
+            w = self.cached
+            if w is None or w.device != x.device:
+                w = self.weight16()
+                if self.cache:
+                    self.cached = w
             return torch.nn.functional.linear(x, w.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     globals()["PackedLinear"] = PackedLinear
