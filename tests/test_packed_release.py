@@ -272,3 +272,26 @@ def test_a_manifest_of_a_newer_format_asks_for_a_newer_zoo() -> None:
     with pytest.raises(VerifyError, match="no valid unpacked_sha256"):
         parse(json.dumps(doc).encode(), "x")
     assert parse(json.dumps({**doc, "unpacked_sha256": "a" * 64}).encode(), "x").unpacked_sha256 == "a" * 64
+
+
+def test_push_says_when_a_native_build_predates_the_packed_form(
+    release: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from zoo.publish.push import warn_unpacked
+    from zoo.records import BuildRecord
+    from zoo.workdir import Layout
+
+    _, work = release
+    records = {}
+    for name in (NAME, FAKE):
+        data = json.loads((work / name / "build.json").read_text())
+        records[name] = (BuildRecord.parse(data), BuildRecord.parse({k: v for k, v in data.items() if k != "packed_files"}))
+    with caplog.at_level(logging.WARNING, logger="zoo.publish.push"):
+        assert warn_unpacked(Layout(work, NAME), records[NAME][1])  # built before #32: publishes the fake form
+        assert not warn_unpacked(Layout(work, NAME), records[NAME][0])  # has its packed form
+        assert not warn_unpacked(Layout(work, FAKE), records[FAKE][1])  # asks for the fake form: nothing to say
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert "publishes the 16-bit fake form" in lines[0] and lines[0].endswith(f"fix: zoo build {NAME} --force")

@@ -86,6 +86,21 @@ def release_entries(layout: Layout, build: BuildRecord, files: dict[str, Path]) 
     return out
 
 
+def warn_unpacked(layout: Layout, build: BuildRecord) -> bool:
+    """One warning line when a native method's build predates packed checkpoints (#32): its release is the 16-bit
+    fake form, though the recipe asks for the packed one. Rebuilding is the only way to the packed form: of the
+    native methods only DB-LLM's codes could be read back from its fake weights (the others' masks, salient
+    columns, fp32 scales and QuIP's rescaling are not in them), so zoo does not try."""
+    hub = build.recipe.get("hub")
+    wants = (hub.get("weights", "packed") if isinstance(hub, dict) else "packed") == "packed"
+    if build.method.get("format") != "fake" or build.packed_files or not wants:
+        return False
+    name = layout.name
+    log.warning("%s was built before packed checkpoints existed: this release publishes the 16-bit fake form "
+                "(%.1f MB); fix: zoo build %s --force", name, build.model_bytes / 1e6, name)  # fmt: skip
+    return True
+
+
 def unpacked_sha256(layout: Layout, build: BuildRecord) -> str | None:
     """What a packed release decodes to (its packed/config.json, just re-hashed against build.json); None
     when the release is not packed."""
@@ -130,6 +145,7 @@ def push(
         check_recipe(recipe, build, layout.folder)  # a release names the recipe: it must be the one built
         evaluation = EvalRecord.checked(layout)
         check_card(layout)
+        warn_unpacked(layout, build)
         files = publish_files(layout, build)
         entries = release_entries(layout, build, files)
         # which release this is, inside the signed bytes: pull refuses it as another variant's or repo's
