@@ -75,6 +75,7 @@ def test_a_siblings_quick_run_is_marked_in_the_table_the_plot_and_the_site(tmp_p
     from zoo.card.siblings import measured, plot_points, sibling_rows
     from zoo.publish.collections import note_for
     from zoo.site.rows import row
+    from zoo.variant.read import read
 
     recipe = load("tiny-llama3-gptq-4bit", RECIPES)
     synthetic(recipe, tmp_path)
@@ -86,20 +87,18 @@ def test_a_siblings_quick_run_is_marked_in_the_table_the_plot_and_the_site(tmp_p
     mine = next(x for x in text.splitlines() if x.startswith("| **tiny-llama3-gptq-4bit**"))
     assert "quick run" not in mine  # this model's full run is not marked
     rows = sibling_rows(recipe, CATALOG, tmp_path, "ppl/pydoc", *measured(tmp_path, recipe.name))
-    quick = {p["name"]: p["quick"] for p in plot_points(rows)}
+    quick = {p.name: p.quick for p in plot_points(rows)}
     assert quick == {"tiny-llama3-rtn-4bit": True, "tiny-llama3-gptq-4bit": False}
     site = row(sibling, tmp_path)
     assert site["ppl_text"] == "61.5 (quick run)" and site["acc_text"] == "0.4 (quick run)"
-    assert note_for(site).count("(quick run)") == 2
+    assert note_for(read(sibling, tmp_path)).count("(quick run)") == 2
 
 
 def test_the_plot_draws_quick_runs_as_crosses_and_says_so(tmp_path: Path) -> None:
     from zoo.card.plot import plot
+    from zoo.variant.points import Point
 
-    points = [
-        {"name": "a", "series": "RTN (g128)", "bits": 4, "value": 60.0, "recovery": 0.97, "measured": True, "quick": True},
-        {"name": "b", "series": "RTN (g128)", "bits": 3, "value": 70.0, "recovery": 0.8, "measured": True, "quick": False},
-    ]
+    points = [Point("a", "RTN (g128)", 4, 60.0, 0.97, True, True), Point("b", "RTN (g128)", 3, 70.0, 0.8, True, False)]
     drawn = plot(points, "pydoc", "b", "tiny-llama3", tmp_path / "p.png", baseline=None)
     assert drawn is not None and "1 measured by zoo (filled), 1 quick run (cross)" in drawn["title"]
 

@@ -34,7 +34,8 @@ class Run:
 
 def zoo(cache: Path, *args: str, recipes: Path = RECIPES, report: Path | None = None) -> Run:
     report = report or cache.parent / "modules.json"
-    env = {**os.environ, "ZOO_CACHE": str(cache), "ZOO_TEST_MODULES": str(report)}
+    # an empty workdir: `zoo show` reads the default one (./work) for a build's facts, which a checkout may hold
+    env = {**os.environ, "ZOO_CACHE": str(cache), "ZOO_TEST_MODULES": str(report), "ZOO_WORKDIR": str(cache.parent / "work")}
     res = subprocess.run([sys.executable, "-c", WRAPPER, "--recipes", str(recipes), *args], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     return Run(res, json.loads(report.read_text()))

@@ -27,22 +27,23 @@ from zoo.recipe import Recipe
 from zoo.records import BuildRecord, CardRecord, EvalRecord
 from zoo.tasks import TASKS
 from zoo.untrusted import plain
+from zoo.variant.metrics import Metric, metric
 from zoo.workdir import Layout, clear_partials, sha256_file, staging
 
 log = logging.getLogger(__name__)
 PLOT = "quality_vs_bits.png"
 
 
-def hub_dataset(group: str, name: str) -> tuple[str, str, str | None, str] | None:
-    """(model-index task type, Hub id, config, split) of what metric ``group/name`` measured, from the
-    dataset and task tables; None for data that is not on the Hub (pydoc, local files, offline tasks)."""
+def hub_dataset(m: Metric) -> tuple[str, str, str | None, str] | None:
+    """(model-index task type, Hub id, config, split) of what metric ``m`` measured, from the dataset and
+    task tables; None for data that is not on the Hub (pydoc, local files, offline tasks)."""
     from zoo.data import DATASETS
     from zoo.tasks import TASKS
 
-    if group == "ppl":
-        d = DATASETS.get(name)
+    if m.is_perplexity:
+        d = DATASETS.get(m.name)
         return ("text-generation", d.hub_id, d.config, d.eval_split) if d and d.hub_id else None
-    t = TASKS.get(group)
+    t = TASKS.get(m.group)
     return (t.card_type, t.hub_id, t.config, t.split) if t and t.hub_id and t.harness == "lm-eval" else None
 
 
@@ -88,10 +89,10 @@ def eval_results(ctx: dict[str, Any]) -> list[Any]:
     source = f"zoo {__version__} eval" + (f", {created}" if created else "")  # who measured it, and when
     out = []
     for row in ctx["results"]:
-        group, metric = row["key"].split("/", 1)
-        name = metric if group == "ppl" else group
-        where = hub_dataset(group, metric)
-        if where is None or (group != "ppl" and offline_tasks):
+        m = metric(row["key"])
+        name = m.name if m.is_perplexity else m.group
+        where = hub_dataset(m)
+        if where is None or (not m.is_perplexity and offline_tasks):
             continue
         task_type, dataset, config, split = where
         out.append(
@@ -101,11 +102,11 @@ def eval_results(ctx: dict[str, Any]) -> list[Any]:
                 dataset_name=dataset_title(name),
                 dataset_config=config,
                 dataset_split=split,
-                metric_type="perplexity" if group == "ppl" else metric,
+                metric_type="perplexity" if m.is_perplexity else m.name,
                 metric_name=row["label"],
                 metric_value=round(float(row["value"]), 4),
                 # n-shot as the Hub reads it: MMLU's 5-shot must not look 0-shot next to other results
-                dataset_args=None if group == "ppl" else {"num_few_shot": TASKS[group].num_fewshot},
+                dataset_args=None if m.is_perplexity else {"num_few_shot": TASKS[m.group].num_fewshot},
                 source_name=source,
                 source_url=f"https://huggingface.co/{ctx['repo_id']}/blob/main/eval.json",  # published beside it
             )
@@ -274,9 +275,7 @@ def _render(
         try:
             body = environment(template.parent).get_template(template.name).render(**ctx, fmt=fmt)
         except jinja2.TemplateError as e:  # SecurityError (the sandbox said no) among them
-            raise CardError(
-                f"card template {template.name}: {type(e).__name__}: {plain(e)}; fix: correct the template"
-            ) from None
+            raise CardError(f"card template {template.name}: {type(e).__name__}: {plain(e)}; fix: correct the template") from None
         card = ModelCard.from_template(card_data(recipe, ctx), template_str="---\n{{ card_data }}\n---\n{{ body }}", body=body)
         results_files = eval_result_files(ctx)
         check_metadata(str(card), results_files)  # before anything is written: a card the Hub would reject stops here
