@@ -41,7 +41,7 @@ def synthetic(
 ) -> None:
     """A fixed build.json (over a real 5-byte checkpoint file) and eval.json, as zoo build / zoo eval write them."""
     from zoo.evaluation.run import recovery
-    from zoo.quantize.run import recipe_sha256
+    from zoo.records import recipe_sha256
 
     folder = workdir / recipe.name
     (folder / "model").mkdir(parents=True, exist_ok=True)

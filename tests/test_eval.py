@@ -121,7 +121,7 @@ def test_gate_fails_the_command_and_names_the_metric(built, workdir: Path, catal
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 8 and "older recipe" in res.stderr
     record = json.loads((catalog.parent / "work" / "tiny-llama3-rtn-2bit" / "build.json").read_text())
-    from zoo.quantize.run import recipe_sha256
+    from zoo.records import recipe_sha256
 
     record["recipe_sha256"] = recipe_sha256(load("tiny-llama3-rtn-2bit", catalog))
     (catalog.parent / "work" / "tiny-llama3-rtn-2bit" / "build.json").write_text(json.dumps(record))

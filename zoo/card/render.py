@@ -236,7 +236,7 @@ def render(
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "card", wait):
         build = BuildRecord.checked(layout)
-        from zoo.quantize.run import check_recipe
+        from zoo.records import check_recipe
 
         check_recipe(recipe, build, layout.folder)
         ev = EvalRecord.checked(layout)

@@ -50,10 +50,10 @@ def token_ids(text: str, tokenizer: Any) -> list[int]:
             log.warning("token cache %s is unreadable (%s); tokenizing again", path, type(e).__name__)
     log.info("tokenizing %d characters", len(text))
     ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{random.randrange(1 << 30)}")
-    torch.save(torch.tensor(ids, dtype=torch.int32), tmp)
-    tmp.replace(path)
+    from zoo.workdir import atomic_write
+
+    with atomic_write(path) as f:
+        torch.save(torch.tensor(ids, dtype=torch.int32), f)
     return ids
 
 

@@ -21,6 +21,7 @@ from zoo.pipeline.options import RunOptions
 from zoo.recipe import Recipe
 from zoo.records import Measurement
 from zoo.tasks import TASKS
+from zoo.variant.metrics import perplexity_key
 
 log = logging.getLogger("zoo.evaluation.run")  # the eval stage logs under one name, whichever module speaks
 
@@ -202,7 +203,7 @@ def _perplexities(
         where = input_device(model, options.device)
         progress = reporter(f"{model_dir.parent.name} ppl {name}")
         ppl = perplexity(model, ids, seqlen, where, cap, progress, options.batch_size)
-        metrics[f"ppl/{name}"] = ppl.value
+        metrics[perplexity_key(name)] = ppl.value
         entry: dict[str, Any] = {
             "windows": ppl.windows,
             "tokens": ppl.tokens,

@@ -178,8 +178,6 @@ def run(ctx: LoRAJob, p: LoRAParams, calibrate: tuple[float, float] | None, elas
     if p.merge:
         _merge(ctx, peft_model, qbase.modules, ctx.out / "merged")
     info = {
-        "format": "adapter",
-        "method": recipe.method,
         "base": {"reference": repo, "revision": revision},
         "quantization": {
             "quant_type": "nf4",
@@ -207,7 +205,9 @@ def run(ctx: LoRAJob, p: LoRAParams, calibrate: tuple[float, float] | None, elas
             "loss_curve": _curve(result.losses),
         },
     }
-    (ctx.out / "quantization.json").write_text(json.dumps(info, indent=2) + "\n")
+    from zoo.records import write_quantization
+
+    write_quantization(ctx.out, recipe.method, "adapter", info)
     return {
         "bits_per_weight": qbase.bits_per_weight,
         "backend": qbase.backend,

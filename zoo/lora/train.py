@@ -11,14 +11,13 @@ on the same machine. Checkpoints are written atomically; only the newest is kept
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.lora.params import LoRAParams
-from zoo.workdir import open_new
+from zoo.workdir import atomic_write
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint-{:07d}.pt"
@@ -81,12 +80,8 @@ def _save(folder: Path, step: int, model: Any, optimizer: Any, losses: list[floa
         "losses": losses,
     }
     final = folder / CHECKPOINT.format(step)
-    tmp = folder / f".{final.name}.tmp"
-    with open_new(tmp) as f:  # a link planted at the temp name is replaced, never written through
+    with atomic_write(final, fsync=True) as f:  # on disk before it takes the final name
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
     for old in folder.glob("checkpoint-*.pt"):
         if old != final:
             old.unlink()

@@ -22,7 +22,6 @@ input and output on every window, as the authors' second pass does.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,14 +206,10 @@ def save(ctx: BuildContext[Any], model: Any, bits: float, code: float, scheme: d
     """Write the 16-bit ("fake") checkpoint and ``quantization.json``; the method info for build.json."""
     model.save_pretrained(ctx.out)
     ctx.processor.save_pretrained(ctx.out)
-    record = {
-        "method": ctx.recipe.method,
-        "format": "fake",
-        "code_bits_per_weight": round(code, 4),
-        "bits_per_weight": round(bits, 4),
-        **scheme,
-    }
-    (ctx.out / "quantization.json").write_text(json.dumps(record, indent=2) + "\n")
+    from zoo.records import write_quantization
+
+    fields = {"code_bits_per_weight": round(code, 4), "bits_per_weight": round(bits, 4), **scheme}
+    record = write_quantization(ctx.out, ctx.recipe.method, "fake", fields)
     from zoo.packed import store
 
     store.write(ctx.out, model, {k: v for k, v in record.items() if k != "format"})

@@ -140,7 +140,7 @@ def push(
     with stage_lock(layout, "push", wait):
         shutil.rmtree(layout.folder / ".push", ignore_errors=True)  # left by zoo versions that staged uploads
         build = BuildRecord.checked(layout, rehash=True)
-        from zoo.quantize.run import check_recipe
+        from zoo.records import check_recipe
 
         check_recipe(recipe, build, layout.folder)  # a release names the recipe: it must be the one built
         evaluation = EvalRecord.checked(layout)

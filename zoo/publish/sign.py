@@ -15,7 +15,6 @@ the one already on the Hub when it still verifies, so it makes no commit.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,13 +137,11 @@ def signature(folder: Path, manifest: bytes, signer: Signer, remote: Callable[[]
 
 
 def _keep(folder: Path, manifest: bytes, sig: bytes) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    (tmp / MANIFEST).write_bytes(manifest)
-    (tmp / SIGNATURE).write_bytes(sig)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    from zoo.workdir import staging
+
+    with staging(folder) as tmp:
+        (tmp / MANIFEST).write_bytes(manifest)
+        (tmp / SIGNATURE).write_bytes(sig)
 
 
 def verify(manifest: Path, sig: Path, verify_with: str, issuer: str = GITHUB_ISSUER) -> str:

@@ -30,13 +30,13 @@ from zoo.methods import METHODS
 from zoo.methods.base import BuildContext
 from zoo.pipeline.options import RunOptions
 from zoo.recipe import Recipe
-from zoo.records import BuildRecord, check_recipe, file_entries, is_built, recipe_sha256, remember_verified
+from zoo.records import BuildRecord, file_entries, is_built, recipe_sha256, remember_verified
 from zoo.workdir import Layout, check_disk, clear_partials, disk_full, is_disk_full, normal_permissions, swap_in
 
 log = logging.getLogger(__name__)
 TINY_LIMIT_B = 1.0  # bases under a billion parameters build on a CPU without --device cpu
 # the recipe's hash and check live beside the records (zoo.records.recipe); named here for older imports
-__all__ = ["BuildResult", "build", "build_stage", "check_recipe", "is_built", "recipe_sha256"]
+__all__ = ["BuildResult", "build", "build_stage"]
 
 
 @dataclass(frozen=True)

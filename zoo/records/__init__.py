@@ -7,7 +7,7 @@ check every stage after the build makes with it; ``quantization`` the one writer
 ``quantization.json``. Import from ``zoo.records``; the modules are its parts.
 """
 
-from zoo.records.base import METRIC_KEY, SCHEMA_VERSION, FileEntry, Record, file_entries, remember_verified
+from zoo.records.base import SCHEMA_VERSION, FileEntry, Record, file_entries, remember_verified
 from zoo.records.baseline import Baseline, BaselineRecord, Measurement
 from zoo.records.bench import BenchRecord, RuntimeCheck, Speed
 from zoo.records.build import BuildRecord
@@ -18,7 +18,6 @@ from zoo.records.quantization import read_quantization, write_quantization
 from zoo.records.recipe import check_recipe, is_built, recipe_sha256
 
 __all__ = [
-    "METRIC_KEY",
     "SCHEMA_VERSION",
     "Baseline",
     "BaselineRecord",

@@ -8,7 +8,6 @@ build's and the pull's file lists are checked the same way.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -19,7 +18,6 @@ from zoo.workdir import DEFAULT as DEFAULT_WORKDIR
 from zoo.workdir import Layout, read_json, sha256_file, write_json
 
 SCHEMA_VERSION = 1
-METRIC_KEY = re.compile(r"[^/]+/.+", re.DOTALL)  # group/name: ppl/wikitext2, arc_easy/acc_norm, mme/perception
 R = TypeVar("R", bound="Record")
 
 

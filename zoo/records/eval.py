@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from zoo.errors import NotReadyError
-from zoo.records.base import METRIC_KEY, Record
+from zoo.records.base import Record
 from zoo.records.baseline import Baseline
+from zoo.variant.metrics import valid_key
 from zoo.workdir import Layout, sha256_file
 
 
@@ -55,7 +56,7 @@ class EvalRecord(Record):
         """Every metric is ``group/name`` (``ppl/wikitext2``, ``arc_easy/acc``): cards, tables and the Hub's
         results split on the slash, so a record with other keys is unreadable like any malformed one."""
         for where, keys in (("metrics", self.metrics), ("baseline", self.baseline.metrics), ("recovery", self.recovery)):
-            bad = next((k for k in keys if not METRIC_KEY.fullmatch(k)), None)
+            bad = next((k for k in keys if not valid_key(k)), None)
             if bad is not None:
                 raise ValueError(f"{where}: metric key {bad!r} is not group/name")
         return self
