@@ -8,6 +8,9 @@ read by every renderer: nothing below touches the disk.
 What counts as the checkpoint's size is what a release publishes: zoo's packed checkpoint when the
 build recorded one (``packed_files``) and the recipe publishes it (``hub.weights``, default
 ``packed``), the ``model/`` folder otherwise (for a native method that is its 16-bit "fake" form).
+
+A Variant read back from the Hub (``hub.py``) has the same records, from the release's files, and a
+``push`` naming that release; ``published`` is then true by construction.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from zoo.records import BenchRecord, BuildRecord, EvalRecord, PushRecord, Runtim
 from zoo.variant.metrics import ZERO_SHOT_AVG, Metric, metric, perplexity_key
 from zoo.variant.points import Point
 
-Status = Literal["not built", "built", "evaluated", "published"]
+Status = Literal["not built", "built", "evaluated", "published", "unreadable"]
 KV_CONTEXT = 8192  # tokens of one sequence's KV cache in the serving-memory figure (fewer if the model has fewer)
 ADAPTER_BASE_BITS = 4.127  # NF4 with double-quantized scales, when the build did not report its own count
 
@@ -76,6 +79,7 @@ class Variant:
     push: PushRecord | None = None  # the last release from here, of this build or an earlier one
     build_sha256: str | None = None  # of build.json's bytes: what eval, bench and push records name
     config: dict[str, Any] | None = None  # the checkpoint's (text) config.json, for the KV cache
+    problem: str | None = None  # why its published release could not be read (``zoo.variant.hub``), one plain line
 
     # --- what the recipe says ---------------------------------------------------------------------
     @property
@@ -135,8 +139,11 @@ class Variant:
 
     @property
     def status(self) -> Status:
+        """The one word for where it stands; "unreadable": not built here, and its release on the Hub failed a check."""
         if self.published:
             return "published"
+        if self.problem is not None and not self.built:
+            return "unreadable"
         return "evaluated" if self.evaluated else "built" if self.built else "not built"
 
     @property
