@@ -12,12 +12,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.errors import UsageError
 from zoo.recipe import Recipe
 from zoo.site.plot import svg
 from zoo.site.rows import Family, families
 from zoo.workdir import staging
+
+if TYPE_CHECKING:
+    from zoo.variant.hub import Published
 
 log = logging.getLogger(__name__)
 MARKER = ".zoo-site"
@@ -31,6 +35,8 @@ class SiteResult:
     variants: int
     built: int
     evaluated: int
+    published: int = 0
+    unreadable: tuple[str, ...] = ()  # variants whose release on the Hub failed a check (each logged once)
 
 
 def check_out(out: Path) -> None:
@@ -42,13 +48,15 @@ def check_out(out: Path) -> None:
         )
 
 
-def site(catalog: list[Recipe], workdir: Path, out: Path, title: str = "zoo") -> SiteResult:
+def site(catalog: list[Recipe], workdir: Path, out: Path, title: str = "zoo", published: Published | None = None) -> SiteResult:
+    """The site of ``catalog``: the workdir's records, and with ``published`` (``zoo.variant.hub.read_published``)
+    every release on the Hub, merged by ``zoo.variant.read.merge``."""
     import jinja2
 
     from zoo import __version__
 
     check_out(out)
-    fams = families(catalog, workdir)
+    fams = families(catalog, workdir, published)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
@@ -57,7 +65,8 @@ def site(catalog: list[Recipe], workdir: Path, out: Path, title: str = "zoo") ->
         lstrip_blocks=True,
     )
     made = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    common = {"title": title, "zoo_version": __version__, "made": made, "families": fams}
+    hub = _endpoint() if published is not None and published.reached else None
+    common = {"title": title, "zoo_version": __version__, "made": made, "families": fams, "hub": hub}
     pages = ["index.html"]
     with staging(out) as tmp:
         (tmp / "index.html").write_text(env.get_template("index.html.j2").render(**common, family=None))
@@ -69,10 +78,18 @@ def site(catalog: list[Recipe], workdir: Path, out: Path, title: str = "zoo") ->
         (tmp / "variants.json").write_text(json.dumps([r for f in fams for r in f.rows], indent=1) + "\n")
         (tmp / MARKER).write_text(f"written by zoo {__version__} at {made}\n")
     variants = sum(len(f.rows) for f in fams)
-    result = SiteResult(out, tuple(pages), variants, sum(f.built for f in fams), sum(f.evaluated for f in fams))
-    log.info("site: %d pages, %d variants (%d built, %d evaluated) in %s", len(pages), result.variants, result.built,
-             result.evaluated, out)  # fmt: skip
+    unreadable = tuple(r["name"] for f in fams for r in f.rows if r["status"] == "unreadable")
+    result = SiteResult(out, tuple(pages), variants, sum(f.built for f in fams), sum(f.evaluated for f in fams),
+                        sum(f.published for f in fams), unreadable)  # fmt: skip
+    log.info("site: %d pages, %d variants (%d published, %d built, %d evaluated) in %s", len(pages), result.variants,
+             result.published, result.built, result.evaluated, out)  # fmt: skip
     return result
+
+
+def _endpoint() -> str:
+    from zoo.publish.hub import endpoint
+
+    return endpoint()
 
 
 __all__ = ["Family", "SiteResult", "site"]

@@ -1,5 +1,6 @@
 """One row per catalog variant, as the site shows it: what zoo measured beside what the study published,
-rendered from the read model (``zoo.variant``).
+rendered from the read model (``zoo.variant``): the workdir's variants, merged with every published
+one when ``zoo site`` read the Hub (``zoo.variant.hub``).
 
 The site's rules, which are presentation and so live here: the study's figure sits in its own column
 (it never stands in for a measurement), a quick run's number is marked, sizes and memory of a packed
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.recipe import Recipe
 from zoo.variant.metrics import ZERO_SHOT_AVG
 from zoo.variant.model import Variant
 from zoo.variant.points import Point
-from zoo.variant.read import read
+from zoo.variant.read import read, read_all
 from zoo.variant.text import fmt, packed, pct, quick
 from zoo.workdir import size_text
+
+if TYPE_CHECKING:
+    from zoo.variant.hub import Published
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class Family:
     @property
     def evaluated(self) -> int:
         return sum(r["evaluated"] for r in self.rows)
+
+    @property
+    def published(self) -> int:
+        return sum(r["status"] == "published" for r in self.rows)
 
 
 def slug(base: str) -> str:
@@ -69,6 +77,7 @@ def cells(v: Variant) -> dict[str, Any]:
         "stored_bits": v.stored_bits,
         "stored_bits_text": f"{v.stored_bits:.2f}" if v.stored_bits is not None else "",
         "status": v.status,
+        "problem": v.problem,  # why its release on the Hub could not be read (one plain line), else None
         "built": v.built,
         "evaluated": v.evaluated,
         "packed": v.packed,
@@ -130,14 +139,15 @@ def _bench_cells(v: Variant) -> dict[str, Any]:
     }
 
 
-def families(catalog: list[Recipe], workdir: Path) -> list[Family]:
+def families(catalog: list[Recipe], workdir: Path, published: Published | None = None) -> list[Family]:
+    """Each base's page; with ``published``, every variant is the workdir's or the Hub's (``read.merge``)."""
     by_base: dict[str, list[Recipe]] = {}
     for r in catalog:
         by_base.setdefault(r.base_name, []).append(r)
     out = []
     for base in sorted(by_base):
         recipes = sorted(by_base[base], key=lambda x: (x.method, -x.weights.bits, x.name))
-        variants = [read(r, workdir) for r in recipes]
+        variants = read_all(recipes, workdir, published)
         points = [p for v in variants for p in (v.measured_point(), v.study_point()) if p is not None]
         out.append(Family(base, slug(base), tuple(cells(v) for v in variants), tuple(points)))
     return out
