@@ -5,13 +5,14 @@ recipe's ``study`` section (published by the paper), and each is labelled as suc
 build and eval records come in already checked by the caller (``render``), so a card can never mix
 one build's text with another build's numbers. This variant and its siblings are Variants
 (``zoo.variant``): a sibling's eval.json that measured an earlier build of it counts as "not
-evaluated", and metric keys are read through the Metric table.
+evaluated", and metric keys are read through the Metric table. The siblings come from the workdir
+and, when the caller read them (``published``), from their releases on the Hub.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.card.common import bits_label, fmt, ppl_name, primary_metric
 from zoo.card.siblings import hidden_count, plot_points, table
@@ -26,6 +27,9 @@ from zoo.variant.metrics import ZERO_SHOT_AVG, metric
 from zoo.variant.model import Variant
 from zoo.variant.read import assemble, text_config
 from zoo.workdir import Layout, sha256_file
+
+if TYPE_CHECKING:
+    from zoo.variant.hub import Published
 
 # Who implements a method that zoo runs through a library (by the checkpoint format it writes).
 IMPLEMENTED_BY = {
@@ -211,14 +215,16 @@ def gather(
     zoo_version: str,
     build: BuildRecord | None,
     ev: EvalRecord | None,
+    published: Published | None = None,
 ) -> dict[str, Any]:
-    """The template's context; ``build`` and ``ev`` are this variant's records, already checked."""
+    """The template's context; ``build`` and ``ev`` are this variant's records, already checked. ``published``
+    (``zoo.variant.hub.read_published``): the siblings' releases on the Hub, merged with the workdir's."""
     spec = METHODS.get(recipe.method)
     family = FAMILIES.get(recipe.family)
     rows = results_rows(ev, offline=recipe.eval.task_data is not None)
     primary = primary_metric(recipe)
     this = this_variant(recipe, workdir, build, ev)
-    siblings = table(this, catalog, workdir)
+    siblings = table(this, catalog, workdir, published)
     # the variant that built it; a method with no fidelity note is the library's own implementation, named
     note = fidelity(spec.name, getattr(recipe.params, "variant", None)) or IMPLEMENTED_BY.get(recipe.format or "", "")
     memory = serving_memory(this)

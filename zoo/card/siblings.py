@@ -5,23 +5,29 @@ the study published.
 The card's rules, which are presentation and so live here: every row shows the card's own primary
 perplexity; where zoo has not measured a variant, the study's number stands in, marked "(study)" (or
 "(paper)"), and is drawn hollow; a quick run's number is marked; a sibling's Hub repo is linked only
-when ``zoo push`` published it from this workdir (its ``push.json``), at the endpoint it went to. The
-read model already dropped a sibling's eval.json of an earlier build (shown as not evaluated).
+when it was published: by ``zoo push`` from this workdir (its ``push.json``), at the endpoint it went to,
+or, given ``published`` (``zoo.variant.hub``: every release read back from the Hub), by any earlier
+release, whose records then stand for the sibling unless this workdir holds a newer build of it
+(``zoo.variant.read.merge``). The read model already dropped a sibling's eval.json of an earlier build
+(shown as not evaluated).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.recipe import Recipe
 from zoo.records import BuildRecord, EvalRecord
 from zoo.variant.metrics import ZERO_SHOT_AVG
 from zoo.variant.model import Variant
 from zoo.variant.points import Point
-from zoo.variant.read import assemble, read
+from zoo.variant.read import assemble, merge, read
 from zoo.variant.text import fmt, packed, quick
 from zoo.workdir import Layout
+
+if TYPE_CHECKING:
+    from zoo.variant.hub import Published
 
 
 def measured(workdir: Path, name: str) -> tuple[BuildRecord | None, EvalRecord | None]:
@@ -72,12 +78,13 @@ def family(recipe: Recipe, catalog: list[Recipe]) -> list[Recipe]:
     return sorted(same, key=lambda x: (x.method, -x.weights.bits, x.name))
 
 
-def table(this: Variant, catalog: list[Recipe], workdir: Path) -> list[dict[str, Any]]:
-    """Rows for this variant (its checked records, as given) and every sibling with something to show."""
+def table(this: Variant, catalog: list[Recipe], workdir: Path, published: Published | None = None) -> list[dict[str, Any]]:
+    """Rows for this variant (its checked records, as given) and every sibling with something to show, each
+    sibling from the workdir or, with ``published``, from its release where that is newer."""
     key = this.primary.key if this.primary else None
     rows = []
     for r in family(this.recipe, catalog):
-        v = this if r.name == this.name else read(r, workdir)
+        v = this if r.name == this.name else merge(read(r, workdir), published)
         row = _row(v, v is this, key)
         if row is not None:
             rows.append(row)
@@ -91,12 +98,13 @@ def sibling_rows(
     primary: str | None,
     build: BuildRecord | None,
     ev: EvalRecord | None,
+    published: Published | None = None,
 ) -> list[dict[str, Any]]:
     """``table`` for this variant's records (``primary`` is the recipe's own; kept for callers that pass it)."""
     this = assemble(recipe, build, ev)
     if primary != (this.primary.key if this.primary else None):
         raise ValueError(f"{primary!r} is not {recipe.name}'s primary metric")
-    return table(this, catalog, workdir)
+    return table(this, catalog, workdir, published)
 
 
 def hidden_count(recipe: Recipe, catalog: list[Recipe], rows: list[dict[str, Any]]) -> int:

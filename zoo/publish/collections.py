@@ -3,9 +3,12 @@ each with a note (method, bits, quality kept), as publishers group their quantiz
 
 Idempotent: the collection is found by its title in the namespace (created only when absent), an item
 is added only when missing and its note changed only when it differs, so a re-run makes no request
-that writes. Only repos with a ``push.json`` are added: a collection never lists a repo that was not
-published. Notes render the variant's ``Variant`` (``zoo.variant``), with the words every renderer
-shares (``zoo.variant.text``): a quick run's numbers are marked as on the cards and the site.
+that writes. Only published repos are added: those with a ``push.json`` here and, given ``published``
+(``zoo.variant.hub``), every release read back from the Hub, so a collection synced from a workdir holding
+one variant still notes every other one; a collection never lists a repo that was not published. Notes
+render the variant's ``Variant`` (``zoo.variant``, the workdir's or its release's by ``read.merge``), with
+the words every renderer shares (``zoo.variant.text``): a quick run's numbers are marked as on the cards
+and the site.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.publish import hub
 from zoo.recipe import Recipe
@@ -21,9 +24,12 @@ from zoo.records import PushRecord
 from zoo.untrusted import link, plain, redact_url
 from zoo.variant.metrics import ZERO_SHOT_AVG
 from zoo.variant.model import Variant
-from zoo.variant.read import read
+from zoo.variant.read import merge, read
 from zoo.variant.text import fmt, pct, quick
 from zoo.workdir import Layout
+
+if TYPE_CHECKING:
+    from zoo.variant.hub import Published
 
 log = logging.getLogger(__name__)
 TITLE_MAX, NOTE_MAX, DESCRIPTION_MAX = 60, 500, 150
@@ -62,27 +68,38 @@ def note_for(v: Variant) -> str:
 
 
 def pushed(
-    catalog: list[Recipe], workdir: Path, names: set[str] | None = None
-) -> dict[tuple[str, str], list[tuple[Recipe, PushRecord]]]:
-    """(base, namespace) -> the variants published from this workdir there, with their push records."""
-    groups: dict[tuple[str, str], list[tuple[Recipe, PushRecord]]] = {}
+    catalog: list[Recipe], workdir: Path, names: set[str] | None = None, published: Published | None = None
+) -> dict[tuple[str, str], list[tuple[Variant, PushRecord]]]:
+    """(base, namespace) -> the published variants there (from this workdir, or read back from the Hub), each
+    with the push record of its repo: the merged Variant's own, else this workdir's push.json."""
+    groups: dict[tuple[str, str], list[tuple[Variant, PushRecord]]] = {}
     for r in catalog:
         if names is not None and r.name not in names:
             continue
-        record = PushRecord.read(Layout(workdir, r.name))
+        v = merge(read(r, workdir), published)
+        remote = published.variants.get(r.name) if published is not None else None
+        # a newer build here that is not pushed yet still belongs to the repo its release is in
+        record = v.push or PushRecord.read(Layout(workdir, r.name)) or (remote.push if remote is not None else None)
         if record is not None:
-            groups.setdefault((r.base_name, record.repo_id.split("/")[0]), []).append((r, record))
+            groups.setdefault((r.base_name, record.repo_id.split("/")[0]), []).append((v, record))
     return groups
 
 
-def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dry_run: bool = False) -> list[CollectionResult]:
-    """Bring each base's collection up to date with what was pushed (of ``names``, or everything)."""
+def sync(
+    catalog: list[Recipe],
+    workdir: Path,
+    names: set[str] | None = None,
+    dry_run: bool = False,
+    published: Published | None = None,
+) -> list[CollectionResult]:
+    """Bring each base's collection up to date with what was published (of ``names``, or everything): pushed
+    from this workdir, and with ``published`` (``zoo.variant.hub.read_published``) every release on the Hub."""
     import httpx
     from huggingface_hub import HfApi, get_token
 
     from zoo.publish.commit import token
 
-    groups = pushed(catalog, workdir, names)
+    groups = pushed(catalog, workdir, names, published)
     if not groups:
         return []
     hub.prepare()
@@ -90,7 +107,7 @@ def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dr
     out = []
     for (base, namespace), variants in sorted(groups.items()):
         try:
-            out.append(_sync_one(api, base, namespace, variants, workdir, dry_run))
+            out.append(_sync_one(api, base, namespace, variants, dry_run))
         except (OSError, RuntimeError, httpx.HTTPError) as e:
             if isinstance(e, RuntimeError) and not hub.network_failure(e):
                 raise
@@ -99,12 +116,10 @@ def sync(catalog: list[Recipe], workdir: Path, names: set[str] | None = None, dr
     return out
 
 
-def _sync_one(
-    api: Any, base: str, namespace: str, variants: list[tuple[Recipe, PushRecord]], workdir: Path, dry_run: bool
-) -> CollectionResult:
+def _sync_one(api: Any, base: str, namespace: str, variants: list[tuple[Variant, PushRecord]], dry_run: bool) -> CollectionResult:
     title = title_for(base)
     found = next((c for c in hub.call(lambda: list(api.list_collections(owner=namespace))) if c.title == title), None)
-    wanted = {record.repo_id: note_for(read(r, workdir)) for r, record in variants}
+    wanted = {record.repo_id: note_for(v) for v, record in variants}
     if found is None and dry_run:
         return CollectionResult(base, namespace, None, None, tuple(sorted(wanted)))
     if found is None:
