@@ -118,3 +118,39 @@ def test_vllm_evals_shard_over_the_visible_gpus(gpus: int, size: int, monkeypatc
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     assert tensor_parallel() == size  # a power of two dividing LLaMA-3's 8 KV heads
+
+
+def test_70b_builds_spread_over_the_runner_gpus_through_llm_compressor_or_say_why_not() -> None:
+    """On the 70B runner (two GPUs) every llm-compressor recipe builds with a rank per GPU; every other method
+    builds on one GPU and its plan says why, in the JSON and under the table."""
+    from zoo.plan.estimate import LLMC, NATIVE_ONE_GPU
+
+    spread = idle = 0
+    for e in entries(RECIPES, "llama3-70b", None):
+        recipe = load(e.name, RECIPES)
+        s = shape(recipe, RECIPES)
+        runner = runner_for(recipe, s)
+        assert runner is not None and runner.machine.gpus >= 2
+        build = placements(recipe, s, runner.machine, release=True)[0]
+        if recipe.method in LLMC and recipe.format == "compressed-tensors":
+            spread += 1
+            assert build.gpus == runner.machine.gpus and "llm-compressor distributed" in build.strategy, e.name
+            assert not build.note
+        elif build.stage == "build":
+            idle += 1
+            assert build.gpus == 1 and build.note, e.name
+        one = placements(recipe, s, RUNNERS[2].machine)[0]  # a one-GPU machine: nothing to say
+        assert one.gpus == 1 and not one.note
+    assert spread and idle
+    code, out, _ = _zoo("plan", "llama3-70b-billm-1.1bit", "llama3-70b-gptq-4bit", "--runner", "gpu-80gb-x2")
+    assert code == 0 and NATIVE_ONE_GPU in out and "llama3-70b-billm-1.1bit: build on one GPU" in out
+    assert "2 ranks (one per GPU)" in out
+
+
+def test_distributed_build_host_counts_each_rank_process_once() -> None:
+    recipe = load("llama3-70b-gptq-4bit", RECIPES)
+    s = shape(recipe, RECIPES)
+    two = placements(recipe, s, RUNNERS[3].machine)[0]
+    four = placements(recipe, s, RUNNERS[4].machine)[0]
+    assert four.host - two.host == 2 * OVERHEAD["build"]  # the weights are shared; each rank is its own process
+    assert four.per_gpu == two.per_gpu  # every rank holds one layer and its Hessians

@@ -71,7 +71,7 @@ def plan_cmd(
     """Peak GPU, host and disk bytes of every stage of NAME... and the placement that fits; exit 13 when a
     stage fits nowhere on the machine. Without machine options: each recipe on its smallest release runner."""
     from zoo.catalog import entries, load
-    from zoo.plan import RUNNERS, Machine, describe, plan
+    from zoo.plan import RUNNERS, Machine, describe, notes, plan
 
     root = catalog_root(ctx)
     rows = entries(root, family, method)
@@ -98,7 +98,7 @@ def plan_cmd(
             int(disk * 1e9) if disk else _free_disk(resolve_workdir(workdir)),
         )
     plans = plan(chosen, root, machine, batch_size, backend)
-    emit({"plans": plans}, lambda: table([row for p in plans for row in describe(p)]))
+    emit({"plans": plans}, lambda: "\n".join([table([row for p in plans for row in describe(p)]), *notes(plans)]))
 
 
 @cli.command("baseline")

@@ -1,8 +1,9 @@
 """GPTQ and AWQ through gptqmodel, for ``format: gptq`` / ``format: awq`` (the ``gptqmodel`` extra).
 
 These checkpoints are the GPTQ and AWQ-GEMM formats that transformers 5 loads through gptqmodel, and
-that vLLM and SGLang serve. gptqmodel quantizes layer by layer too. On CPU it needs at least two
-worker threads and the AWQ_TORCH backend, and it compiles a C++ extension on first use.
+that vLLM and SGLang serve. gptqmodel quantizes layer by layer too, in this one process on one GPU
+(zoo does not drive gptqmodel's own multi-GPU mode; ``zoo plan`` says so for these recipes). On CPU it
+needs at least two worker threads and the AWQ_TORCH backend, and it compiles a C++ extension on first use.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class RecipePlan:
             "stages": [
                 {"stage": p.stage, "fits": p.fits, "strategy": p.strategy, "gpus": p.gpus, "accelerator_bytes": p.per_gpu,
                  "host_bytes": p.host, "disk_bytes": p.disk, "flags": list(p.flags), "offloaded": p.offloaded,
-                 **({"why": p.why} if p.why else {})}
+                 **({"why": p.why} if p.why else {}), **({"note": p.note} if p.note else {})}
                 for p in self.stages
             ],  # fmt: skip
         }
@@ -101,6 +101,20 @@ def plan(recipes: list[Recipe], recipe_dir: Path, m: Machine | None, batch: int 
         if not p.fits:
             raise DoesNotFitError(refusal(p))
     return plans
+
+
+def notes(plans: list[RecipePlan]) -> list[str]:
+    """Why a stage leaves GPUs idle, once per distinct reason, naming the recipes it applies to."""
+    by_note: dict[str, list[str]] = {}
+    for p in plans:
+        for s in p.stages:
+            if s.note and p.recipe not in by_note.setdefault(s.note, []):
+                by_note[s.note].append(p.recipe)
+    out = []
+    for note, names in by_note.items():
+        who = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+        out.append(f"{who}: build on one GPU: {note}")
+    return out
 
 
 def describe(p: RecipePlan) -> list[dict[str, str]]:

@@ -31,6 +31,13 @@ SHARD = 5 * 10**9  # the largest safetensors shard a Hub base has, read whole wh
 HESSIAN = {"gptq", "gptqm", "quip", "billm", "pbllm", "slimllm", "dbllm", "obs"}
 ACTIVATIONS = {"awq"}  # caches each Linear group's inputs over all calibration samples on the device
 TRAINED = {"qlora", "irqlora"}
+LLMC = {"rtn", "gptq", "awq", "smoothquant"}  # through llm-compressor, in its compressed-tensors format
+NATIVE_ONE_GPU = (
+    "zoo's native methods run in one process, one decoder layer at a time (each layer's inputs are the previous "
+    "quantized layer's outputs, so layers cannot run side by side); splitting their calibration windows over GPUs, "
+    "as llm-compressor does, is not implemented, so more GPUs do not shorten their build"
+)
+GPTQMODEL_ONE_GPU = "gptqmodel (format gptq/awq) quantizes layer by layer on one GPU; zoo does not drive its multi-GPU mode"
 Kind = Literal["sequential", "resident", "train", "single", "vllm"]
 
 
@@ -44,6 +51,8 @@ class Need:
     disk: int
     overhead: int
     layer: int  # one decoder layer's weights: the least a host cap can be
+    ranks: bool = False  # a build that runs one process per GPU (llm-compressor's distributed oneshot)
+    one_gpu: str = ""  # why a build that cannot spread runs on one GPU, for the plan to say
 
     @property
     def total(self) -> int:
@@ -81,7 +90,9 @@ def build(recipe: Recipe, s: Shape, on_gpu: bool, hub: bool) -> Need:
     weights = _dense(s, stored)
     shard = min(weights, SHARD)
     disk = weights * (2 if hub else 1)  # the base in the HF cache and the checkpoint (never larger than the base)
-    return Need("build", "sequential", weights, pinned, cached + shard, disk, OVERHEAD["build"], layer)
+    ranks = recipe.method in LLMC and recipe.format == "compressed-tensors"
+    one_gpu = "" if ranks else GPTQMODEL_ONE_GPU if recipe.method in LLMC else NATIVE_ONE_GPU
+    return Need("build", "sequential", weights, pinned, cached + shard, disk, OVERHEAD["build"], layer, ranks, one_gpu)
 
 
 def train(recipe: Recipe, s: Shape, on_gpu: bool, hub: bool) -> Need:

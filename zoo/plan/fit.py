@@ -7,6 +7,7 @@ OS, page cache), disk whole. A stage that fits nowhere on the machine is refused
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -73,6 +74,7 @@ class Placement:
     flags: tuple[str, ...] = field(default=())  # what to pass the stage (--host-memory GB)
     offloaded: bool = False  # weights streamed from host or disk on every forward pass: correct but slow
     why: str = ""  # when it does not fit: what is short
+    note: str = ""  # why a stage leaves GPUs of the machine idle
 
 
 def _host_cap(need: Need, m: Machine, extra: int) -> int:
@@ -117,7 +119,10 @@ def place(need: Need, m: Machine, allow_offload: bool = True) -> Placement:
     if need.kind == "sequential":
         if need.pinned > usable:
             return _short(need, need.pinned, "one GPU holds one layer with its Hessians and activations")
-        return _spill(need, m, need.weights, "one GPU, layer by layer", 1, need.pinned)
+        if need.ranks and m.gpus > 1:
+            return _ranks(need, m)
+        placed = _spill(need, m, need.weights, "one GPU, layer by layer", 1, need.pinned)
+        return dataclasses.replace(placed, note=need.one_gpu) if m.gpus > 1 else placed
     if need.kind in ("train", "single"):
         if need.total > usable:
             return _short(need, need.total, "this stage runs on one GPU")
@@ -131,6 +136,16 @@ def place(need: Need, m: Machine, allow_offload: bool = True) -> Placement:
         return _short(need, need.total, f"layers spread over {k} GPUs")
     onhost = need.total - m.gpus * usable
     return _spill(need, m, onhost, f"layers over {m.gpus} GPU{'s' if m.gpus > 1 else ''}", m.gpus, usable)
+
+
+def _ranks(need: Need, m: Machine) -> Placement:
+    """llm-compressor's distributed oneshot: a process per GPU, each onloading one layer to its GPU and
+    calibrating on its share of the windows. The weights sit once in shared host memory (or on disk); each
+    rank adds its own process and its share of the cached activations, whose sum is the one-process cache."""
+    many = dataclasses.replace(need, overhead=need.overhead * m.gpus)
+    placed = _spill(many, m, need.weights, f"llm-compressor distributed, {m.gpus} ranks (one per GPU), layer by layer",
+                    m.gpus, need.pinned)  # fmt: skip
+    return placed
 
 
 def _short(need: Need, device_bytes: int, what: str) -> Placement:
