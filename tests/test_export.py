@@ -140,6 +140,7 @@ def test_mlx_export_is_exact(built, workdir: Path) -> None:  # noqa: ANN001
     config = json.loads((r.folder / "config.json").read_text())
     assert config["quantization"] == {"group_size": 128, "bits": 4, "mode": "affine"}
     assert "quantization_config" not in config and (r.folder / "tokenizer.json").is_file()
+    assert config["rope_theta"] == 500000.0  # mlx-lm reads this key only: without it, RoPE 10000 (+37% ppl)
     try:
         import mlx.core  # noqa: F401
 
@@ -208,3 +209,31 @@ def test_llama_cpp_serves_the_gguf_like_transformers(built, workdir: Path) -> No
     pick = torch.tensor(ids[1:])[:, None]
     lp_theirs, lp_ours = theirs[:-1].gather(1, pick).mean().item(), ours[:-1].gather(1, pick).mean().item()
     assert abs(np.exp(lp_ours - lp_theirs) - 1) < TOLERANCE["weight-only"][0]  # measured: 0.23%
+
+
+@pytest.mark.slow
+def test_mlx_lm_serves_the_export_like_transformers(built, workdir: Path) -> None:  # noqa: ANN001
+    """mlx-lm (mlx's Linux CPU wheels) loads the MLX export; perplexity within the weight-only tolerance (0.03%)."""
+    mlx_lm = pytest.importorskip("mlx_lm")
+    import mlx.core as mx
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from zoo.catalog import load
+    from zoo.export.run import export
+    from zoo.serving.schemes import TOLERANCE
+    from zoo.tiny.corpus import heldout_text
+
+    model = built(NAME)
+    r = export(load(NAME, RECIPES), workdir, "mlx")
+    ids = AutoTokenizer.from_pretrained(model)(heldout_text())["input_ids"][:200]
+    mlx_model, _ = mlx_lm.load(str(r.folder))
+    logits = mlx_model(mx.array([ids]))[0].astype(mx.float32)
+    theirs = torch.log_softmax(torch.tensor(np.array(logits), dtype=torch.float64), -1)
+    with torch.no_grad():
+        ours = torch.log_softmax(
+            AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)(torch.tensor([ids])).logits[0].double(), -1
+        )
+    pick = torch.tensor(ids[1:])[:, None]
+    lp_theirs, lp_ours = theirs[:-1].gather(1, pick).mean().item(), ours[:-1].gather(1, pick).mean().item()
+    assert abs(np.exp(lp_ours - lp_theirs) - 1) < TOLERANCE["weight-only"][0]

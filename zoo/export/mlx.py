@@ -93,6 +93,11 @@ def write(src: Source, groups: dict[str, int], out: Path, name: str) -> dict[str
     state.update({k: v.contiguous() for k, v in src.plain.items()})
     save_file(state, str(out / WEIGHTS), metadata={"format": "mlx"})
     config = {k: v for k, v in src.config.items() if k != "quantization_config"}
+    rope = config.get("rope_parameters") or {}
+    if rope.get("rope_type", "default") != "default":
+        raise ValueError(f"its RoPE is {rope.get('rope_type')!r}; zoo writes mlx-lm's plain RoPE only")
+    if "rope_theta" in rope:  # mlx-lm reads the top-level key (transformers 4's); without it, its default 10000
+        config["rope_theta"] = rope["rope_theta"]
     bits = next(iter(src.quantized.values())).bits if src.quantized else 16
     common = max(set(groups.values()), key=list(groups.values()).count) if groups else 64
     config["quantization"] = {"group_size": common, "bits": bits, "mode": "affine"}
