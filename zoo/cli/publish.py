@@ -238,6 +238,7 @@ def release_cmd(
         recipes=root, device=device, limit=limit, dry_run=dry_run, wait=wait, signer=signer,
         host_memory=gigabytes(host_memory),  # the build's cap (the eval of a packed checkpoint cannot spill to disk)
         backend=backend, batch_size=batch_size,
+        share_baseline=not dry_run,  # a base measured here goes to the Hub store of baselines for every other machine
     )  # fmt: skip
     outcomes = release(list(names), options, work)
     rows = [{"recipe": o.name, **{s: o.stages.get(s, "") for s in NAMES}, "error": o.error} for o in outcomes]

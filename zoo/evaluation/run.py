@@ -1,7 +1,8 @@
 """The eval stage: a built checkpoint and its 16-bit base, measured the same way, and the gate.
 
 Reads ``build.json`` (so it runs alone after ``zoo build``) and writes ``eval.json`` beside it. The
-base is measured once per base and suite and cached under ``<workdir>/_baselines/``. Recovery is
+base is measured once per base and suite and cached under ``<workdir>/_baselines/``; online, a base
+another machine measured comes from the Hub store of baselines instead (``zoo.publish.baselines``). Recovery is
 quantized/base for accuracies and base/quantized for perplexities, in percent. A recipe's
 ``eval.min_recovery`` is the gate: any metric below it fails the stage unless regressions are allowed.
 
@@ -85,21 +86,39 @@ def _baseline_path(recipe: Recipe, workdir: Path, options: RunOptions) -> Path:
 
 
 def baseline(recipe: Recipe, layout: Layout, options: RunOptions) -> BaselineRecord:
-    """The 16-bit base measured with the recipe's suite (``options.device`` resolved), from the cache unless
-    ``options.force``."""
+    """The 16-bit base measured with the recipe's suite (``options.device`` resolved): from the local cache,
+    else from the Hub store of baselines (``zoo.publish.baselines``; not when offline), else measured here,
+    unless ``options.force``. ``options.share_baseline`` puts it in the store when the store lacks it."""
     from zoo.loader import resolve
+    from zoo.publish import baselines as store
 
+    spec = suite(recipe, options.limit, options.batch_size, options.backend)
     path = _baseline_path(recipe, layout.workdir, options)
+    shared = store.location(recipe, spec, options.recipes)
+    if options.share_baseline:
+        if shared is None:
+            log.warning("%s: the baseline is not shared: %s", recipe.name, store.unshareable(recipe))
+        else:
+            store.require_token(shared)  # before hours of measuring, not after
+    share = shared if options.share_baseline else None
     cached = None if options.force else BaselineRecord.read_from(path)
     if cached:
         log.info("%s: 16-bit baseline from %s", recipe.name, path)
+        if share is not None and store.fetch_baseline(share) is None:
+            store.publish_baseline(share, cached, spec)
         return cached
+    fetched = None if options.force or shared is None else store.fetch_baseline(shared)
+    if fetched is not None:  # checked against the base commit and the suite it is filed under
+        fetched.write_to(path)
+        return fetched
     log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
     source = resolve(recipe, options.recipes)
     offload = layout.offload if options.host_memory is not None else None
     measured = measure(source.path, recipe, options, None, offload)
     result = BaselineRecord(base=source.identity, **measured.model_dump())
     result.write_to(path)
+    if share is not None:
+        store.publish_baseline(share, result, spec)
     return result
 
 
@@ -162,12 +181,14 @@ def measure_baselines(
     backend: str = "hf",
     host_memory: int | None = None,
     wait: bool = False,
+    share: bool = False,
 ) -> dict[str, Path]:
     """Each recipe's 16-bit baseline into the cache ``zoo eval`` reads (measured once per base and suite),
-    so a release measures a base before its variants, not once per variant. Returns where each is."""
+    so a release measures a base before its variants, not once per variant; ``share``: into the Hub store
+    of baselines too, for every other machine (``zoo baseline --push``). Returns where each is."""
     options = RunOptions(
         recipes=recipe_dir, device=resolve_device(device), limit=limit, batch_size=batch_size, backend=backend,
-        host_memory=host_memory, wait=wait,
+        host_memory=host_memory, wait=wait, share_baseline=share,
     )  # fmt: skip
     out: dict[str, Path] = {}
     for recipe in recipes:

@@ -2,8 +2,8 @@
 
 One frozen object instead of each stage's own list of positional arguments: the CLI builds it from its
 flags once, and every stage reads the fields it needs (the build ``host_memory``, the eval ``limit``,
-``batch_size`` and ``backend``, push ``dry_run`` and ``signer``). ``recipes`` is the catalog folder the
-recipe came from: relative paths in a recipe (a local base, task data) resolve against it. Nothing here
+``batch_size``, ``backend`` and ``share_baseline``, push ``dry_run`` and ``signer``). ``recipes`` is the
+catalog folder the recipe came from: relative paths in a recipe (a local base, task data) resolve against it. Nothing here
 decides a result's numbers on its own: what does is recorded by the stage (the eval's suite, the
 build's device).
 """
@@ -35,6 +35,7 @@ class RunOptions:
     dry_run: bool = False  # push: list what would change, upload nothing
     signer: Signer | None = None  # push: sign the release manifest
     siblings: tuple[Recipe, ...] | None = None  # card: the recipes it compares with (None: the catalog's)
+    share_baseline: bool = False  # eval: publish a measured 16-bit baseline to the Hub store (zoo.publish.baselines)
 
     def but(self, **changes: object) -> RunOptions:
         """A copy with ``changes`` (a stage that must not pass one option on, say)."""
