@@ -154,3 +154,17 @@ def test_distributed_build_host_counts_each_rank_process_once() -> None:
     four = placements(recipe, s, RUNNERS[4].machine)[0]
     assert four.host - two.host == 2 * OVERHEAD["build"]  # the weights are shared; each rank is its own process
     assert four.per_gpu == two.per_gpu  # every rank holds one layer and its Hessians
+
+
+@pytest.mark.parametrize("runner", [r.name for r in RUNNERS if r.machine.gpus])
+def test_the_vllm_eval_starts_with_the_gpus_the_plan_gives(runner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from zoo.evaluation.harness import tensor_parallel
+
+    machine = next(r.machine for r in RUNNERS if r.name == runner)
+    recipe = load("llama3-8b-rtn-4bit", RECIPES)
+    stage = placements(recipe, shape(recipe, RECIPES), machine, backend="vllm")[-1]
+    assert stage.stage == "lm-eval (vLLM)" and stage.fits
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: machine.gpus)
+    assert tensor_parallel() == stage.gpus == machine.gpus  # every GPU of these runners: 1, 2, 4, 8

@@ -138,12 +138,12 @@ def check_backend(backend: str) -> None:
 
 
 def tensor_parallel() -> int:
-    """vLLM's tensor-parallel size: every visible GPU (``zoo plan`` sizes a 70B eval for two 80 GB GPUs, which
-    one engine reaches only by sharding across both), the largest power of two that divides the KV heads (8)."""
+    """vLLM's tensor-parallel size: every visible GPU, as ``zoo plan`` sizes the stage (``plan.fit.tensor_parallel``)."""
     import torch
 
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 1
-    return max(p for p in (1, 2, 4, 8) if p <= max(n, 1))
+    from zoo.plan.fit import tensor_parallel as size
+
+    return size(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
 
 def harness_model(model: Any, tokenizer: Any, batch_size: int, backend: str, model_dir: Path | None) -> Any:

@@ -153,17 +153,22 @@ def _short(need: Need, device_bytes: int, what: str) -> Placement:
                      why=f"needs {gb(device_bytes)} of accelerator memory ({what})")  # fmt: skip
 
 
+def tensor_parallel(gpus: int, kv_heads: int = 8) -> int:
+    """vLLM's tensor-parallel size on ``gpus`` visible GPUs: all of them, down to the largest power of two
+    that divides the KV heads (LLaMA-3's 8). ``zoo eval --backend vllm`` starts its engines with this size
+    (``harness.tensor_parallel``), so the plan's per-GPU figure is the one the eval meets."""
+    return max(p for p in (1, 2, 4, 8, 16) if p <= max(gpus, 1) and kv_heads % p == 0)
+
+
 def _vllm(need: Need, m: Machine) -> Placement:
-    """vLLM's tensor parallelism: a power of two of GPUs, each holding its share of the weights."""
+    """vLLM's tensor parallelism over every GPU (a power of two), each holding its share of the weights."""
     budget = int(m.gpu_bytes * VLLM_UTILIZATION)
-    tp = 1
-    while tp <= m.gpus:
-        per = need.weights // tp + need.pinned
-        if per <= budget:
-            host = need.overhead + need.host
-            return Placement(need.stage, True, f"vLLM tensor parallel {tp}", tp, per, host, need.disk)
-        tp *= 2
-    return _short(need, need.weights + need.pinned, "vLLM keeps every weight on the GPUs")
+    tp = tensor_parallel(m.gpus)
+    per = need.weights // tp + need.pinned
+    if m.gpus and per <= budget:
+        return Placement(need.stage, True, f"vLLM tensor parallel {tp}", tp, per, need.overhead + need.host, need.disk)
+    over = f"{tp} GPU{'s' if tp > 1 else ''}"
+    return _short(need, per, f"vLLM keeps every weight on the GPUs: {gb(need.weights + need.pinned)} over {over}")
 
 
 def fits_all(needs: list[Need], m: Machine, allow_offload: bool = True) -> list[Placement]:
