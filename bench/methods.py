@@ -93,10 +93,10 @@ def main() -> None:
         p.error("--write-docs writes whole tables: run it without --only")
     from transformers import AutoTokenizer
 
-    from zoo.quantize import build
     from zoo.catalog import load
     from zoo.data.calibration import token_ids
     from zoo.fidelity import variants
+    from zoo.quantize import build
     from zoo.tiny import corpus
     from zoo.tiny.bases import builtin_path
 

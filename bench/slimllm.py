@@ -123,10 +123,10 @@ def main() -> None:
     args = p.parse_args()
     from transformers import AutoTokenizer
 
-    from zoo.quantize import build
     from zoo.catalog import load
     from zoo.data.calibration import calibration, token_ids
     from zoo.methods import slimllm
+    from zoo.quantize import build
     from zoo.tiny import corpus
     from zoo.tiny.bases import builtin_path
 
