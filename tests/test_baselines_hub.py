@@ -265,6 +265,27 @@ def test_a_read_token_cannot_share_and_says_so(online: HubServer, tmp_path: Path
     assert BaselineRecord.read_from(evaluation._baseline_path(load(PUBLISHED, RECIPES), tmp_path / "e", _options()))  # kept
 
 
+def test_a_release_shares_what_it_can_and_goes_on(online: HubServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Not strict (zoo release): a token that may not write is a warning, the baseline kept; no token, a quiet skip."""
+    from zoo.pipeline.options import RunOptions
+
+    recipe, options = load(PUBLISHED, RECIPES), RunOptions(recipes=RECIPES, device="cpu", limit=LIMIT, share_baseline=True)
+    reader = f"hf_{secrets.token_hex(16)}"
+    online.state.read_tokens.add(reader)
+    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.WARNING):
+        mp.setenv("HF_TOKEN", reader)
+        record = evaluation.baseline(recipe, Layout(tmp_path / "f", PUBLISHED), options)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("zoo")] == [
+        f"{PUBLISHED}: the 16-bit baseline is kept here but not shared: the Hugging Face token may not write the baseline "
+        "store zoo-tiny/zoo-baselines (HTTP 403); fix: use a token with write access to it, or set ZOO_BASELINE_REPO to "
+        "a dataset repo it may write"
+    ]
+    assert f"datasets/{STORE}" not in online.state.repos
+    # the local cache, shared by the next run that has a write token: no second measurement
+    assert evaluation.baseline(recipe, Layout(tmp_path / "f", PUBLISHED), options) == record
+    assert store.fetch_baseline(_location()) == record
+
+
 @pytest.mark.parametrize("value", ["../etc", "a/b/c", "owner/na..me", "-x/y"])
 def test_the_store_repo_override_is_checked(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(store.ENV_REPO, value)

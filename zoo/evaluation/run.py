@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.device import resolve as resolve_device
-from zoo.errors import GateError, UsageError
+from zoo.errors import GateError, TokenError, UsageError, ZooError
 from zoo.evaluation.measure import free, input_device, load, measure, refuse_packed_offload
 from zoo.lock import stage_lock
 from zoo.pipeline.options import RunOptions
@@ -33,6 +33,9 @@ from zoo.recipe import Recipe
 from zoo.records import Baseline, BaselineRecord, BuildRecord, EvalRecord, Gate, check_recipe
 from zoo.tasks import TASKS
 from zoo.workdir import Layout, sha256_file
+
+if TYPE_CHECKING:
+    from zoo.publish.baselines import Location
 
 __all__ = [
     "EvalResult", "base_key", "baseline", "eval_stage", "evaluate", "free", "gate", "input_device", "load",
@@ -85,27 +88,24 @@ def _baseline_path(recipe: Recipe, workdir: Path, options: RunOptions) -> Path:
     return Layout(workdir, recipe.name).baselines / base_key(recipe) / f"{key}.json"
 
 
-def baseline(recipe: Recipe, layout: Layout, options: RunOptions) -> BaselineRecord:
+def baseline(recipe: Recipe, layout: Layout, options: RunOptions, strict: bool = False) -> BaselineRecord:
     """The 16-bit base measured with the recipe's suite (``options.device`` resolved): from the local cache,
     else from the Hub store of baselines (``zoo.publish.baselines``; not when offline), else measured here,
-    unless ``options.force``. ``options.share_baseline`` puts it in the store when the store lacks it."""
+    unless ``options.force``. ``options.share_baseline`` puts it in the store when the store lacks it; a
+    baseline that cannot be shared is a warning (a release goes on), or with ``strict`` (``zoo baseline
+    --push``, which asked for nothing else) an error, before any measuring where it can be known then."""
     from zoo.loader import resolve
     from zoo.publish import baselines as store
 
     spec = suite(recipe, options.limit, options.batch_size, options.backend)
     path = _baseline_path(recipe, layout.workdir, options)
     shared = store.location(recipe, spec, options.recipes)
-    if options.share_baseline:
-        if shared is None:
-            log.warning("%s: the baseline is not shared: %s", recipe.name, store.unshareable(recipe))
-        else:
-            store.require_token(shared)  # before hours of measuring, not after
-    share = shared if options.share_baseline else None
+    share = _sharing(recipe, shared, strict) if options.share_baseline else None
     cached = None if options.force else BaselineRecord.read_from(path)
     if cached:
         log.info("%s: 16-bit baseline from %s", recipe.name, path)
         if share is not None and store.fetch_baseline(share) is None:
-            store.publish_baseline(share, cached, spec)
+            _share(recipe, share, cached, spec, strict)
         return cached
     fetched = None if options.force or shared is None else store.fetch_baseline(shared)
     if fetched is not None:  # checked against the base commit and the suite it is filed under
@@ -116,10 +116,38 @@ def baseline(recipe: Recipe, layout: Layout, options: RunOptions) -> BaselineRec
     offload = layout.offload if options.host_memory is not None else None
     measured = measure(source.path, recipe, options, None, offload)
     result = BaselineRecord(base=source.identity, **measured.model_dump())
-    result.write_to(path)
+    result.write_to(path)  # kept here first: a failed upload is re-tried from the cache, not re-measured
     if share is not None:
-        store.publish_baseline(share, result, spec)
+        _share(recipe, share, result, spec, strict)
     return result
+
+
+def _sharing(recipe: Recipe, shared: Location | None, strict: bool) -> Location | None:
+    """Where to share the baseline, or None (saying why) when it cannot be: offline, a local base, no token."""
+    from zoo.publish import baselines as store
+
+    error: type[ZooError]
+    if shared is None:
+        why, error, fix = store.unshareable(recipe), UsageError, "run without --push"
+    elif not store.has_token():
+        why, error, fix = "no Hugging Face token was found", TokenError, "set HF_TOKEN to a token that may write the store"
+    else:
+        return shared
+    if strict:
+        raise error(f"{recipe.name}: the 16-bit baseline cannot be shared: {why}; fix: {fix}")
+    log.info("%s: the 16-bit baseline is not shared: %s", recipe.name, why)
+    return None
+
+
+def _share(recipe: Recipe, shared: Location, record: BaselineRecord, spec: dict[str, Any], strict: bool) -> None:
+    from zoo.publish import baselines as store
+
+    try:
+        store.publish_baseline(shared, record, spec)
+    except ZooError as e:
+        if strict:
+            raise
+        log.warning("%s: the 16-bit baseline is kept here but not shared: %s", recipe.name, str(e).splitlines()[0])
 
 
 def recovery(metrics: dict[str, float | None], base: dict[str, float | None]) -> dict[str, float]:
@@ -194,7 +222,7 @@ def measure_baselines(
     for recipe in recipes:
         layout = Layout(workdir, recipe.name)
         with stage_lock(layout, "eval", wait):
-            baseline(recipe, layout, options)
+            baseline(recipe, layout, options, strict=share)
         out[recipe.name] = _baseline_path(recipe, workdir, options)
     return out
 

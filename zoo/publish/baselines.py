@@ -222,15 +222,11 @@ def fetch_baseline(loc: Location) -> BaselineRecord | None:
     return record
 
 
-def require_token(loc: Location) -> None:
-    """Before hours of measuring: sharing needs a token (whether it may write is learnt at the upload)."""
+def has_token() -> bool:
+    """Whether a token is there to share with (whether it may write is learnt at the upload)."""
     from huggingface_hub import get_token
 
-    if not get_token():
-        raise TokenError(
-            f"sharing the baseline needs a Hugging Face token that may write {loc.repo_id}; "
-            f"fix: set HF_TOKEN (or {ENV_REPO} to a dataset repo it may write), or do not ask to share it"
-        )
+    return bool(get_token())
 
 
 def publish_baseline(loc: Location, record: BaselineRecord, suite: dict[str, Any]) -> str:
@@ -238,7 +234,8 @@ def publish_baseline(loc: Location, record: BaselineRecord, suite: dict[str, Any
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
-    require_token(loc)
+    if not has_token():
+        raise TokenError(f"sharing the baseline needs a Hugging Face token that may write {loc.repo_id}; fix: set HF_TOKEN")
     if suite_sha256(suite) != loc.suite_sha256:
         raise UsageError("the suite to share is not the one its location was made for; fix: report this as a zoo bug")
     shared = SharedBaseline(
@@ -270,5 +267,5 @@ def publish_baseline(loc: Location, record: BaselineRecord, suite: dict[str, Any
 
 __all__ = [
     "ENV_REPO", "Location", "SharedBaseline", "checked", "fetch_baseline", "location", "publish_baseline",
-    "require_token", "store_repo", "suite_sha256", "unshareable",
+    "has_token", "store_repo", "suite_sha256", "unshareable",
 ]  # fmt: skip
