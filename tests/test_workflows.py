@@ -21,6 +21,7 @@ PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_./-]+)?@[0-9a-f]
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 TAG_COMMENT = re.compile(r"^\s+#\s+v\d+(\.\d+)*\s*$")
 WRITE_SECRETS = re.compile(r"secrets\s*(\.\s*(HF_TOKEN|ZOO_SIGNING_KEY)\b|\[\s*['\"](HF_TOKEN|ZOO_SIGNING_KEY)['\"])")
+BASELINE_SECRET = re.compile(r"secrets\s*(\.\s*HF_BASELINE_TOKEN\b|\[\s*['\"]HF_BASELINE_TOKEN['\"])")
 RUNS_MODEL_CODE = re.compile(r"\bzoo\s+(build|eval|release|rehearse|baseline)\b|bench/rehearse\.py")
 PIP_INSTALL = re.compile(r"\bpip\s+install\b[^\n]*")
 
@@ -111,6 +112,21 @@ def check_receives_build(jobs: dict[str, dict[str, Any]], name: str, builders: s
             assert any(p.endswith(part) for p in paths), (artifact, part, paths)
 
 
+def check_baseline_token(raw: str) -> None:
+    """The baselines store's token (it may write that one dataset repo) only on a step that shares baselines
+    from the workdir's cache, never in a job's env, never beside the release write token (#30)."""
+    wf = yaml.safe_load(raw)
+    holders = []
+    for name, job in wf["jobs"].items():
+        assert not BASELINE_SECRET.search(json.dumps({k: v for k, v in job.items() if k != "steps"})), name
+        holders += [(name, step) for step in job.get("steps", []) if BASELINE_SECRET.search(json.dumps(step))]
+    assert holders, "no step shares the baselines"
+    for name, step in holders:
+        commands = re.findall(r"\bzoo\s+[a-z-]+(?:\s+--[a-z-]+)*", step.get("run", ""))
+        assert commands and all(c.startswith("zoo baseline --push") for c in commands), (name, commands)
+        assert not WRITE_SECRETS.search(json.dumps(step)), name
+
+
 # -- the workflows as they are ------------------------------------------------------------------------
 
 
@@ -131,6 +147,10 @@ def test_release_write_token_only_where_no_model_code_runs() -> None:
     check_write_token_isolated(text("release.yml"))
 
 
+def test_release_baseline_token_only_where_baselines_are_shared() -> None:
+    check_baseline_token(text("release.yml"))
+
+
 # -- the checks catch what they guard against ---------------------------------------------------------
 
 
@@ -146,8 +166,13 @@ def _isolated(raw: str, _: bool) -> None:
     check_write_token_isolated(raw)
 
 
+def _baseline(raw: str, _: bool) -> None:
+    check_baseline_token(raw)
+
+
 PUBLISH_RUNNER = r"(  publish:\n(?:.*\n)*?    runs-on: )ubuntu-latest"
 LIGHT_INSTALL = r"pip install \"\.\[sign\]\""
+MEASURE_TOKEN = r"(Measure the 16-bit base.*\n        env:\n          HF_TOKEN: \$\{\{ secrets\.)HF_READ_TOKEN"
 MUTATIONS: list[tuple[str, Callable[[str, bool], None], Callable[[str], str]]] = [
     ("ci.yml", _pins, _first(r"@[0-9a-f]{40} # (v\d+)[.\d]*", r"@\1")),  # back to a tag
     ("ci.yml", _pins, _first(r" # v[.\d]+$", "")),  # a SHA nobody can check against a tag
@@ -160,6 +185,14 @@ MUTATIONS: list[tuple[str, Callable[[str, bool], None], Callable[[str], str]]] =
     ("release.yml", _isolated, _first(r"zoo push --sign-key", "zoo release --sign-key")),
     ("release.yml", _isolated, _first(r"model/\n", "\n")),  # the checkpoint not handed over
     ("release.yml", _isolated, _first(PUBLISH_RUNNER, r"\1${{ matrix.runner }}")),  # back on the GPU runner
+    ("release.yml", _isolated, _first(r"secrets.HF_BASELINE_TOKEN", "secrets.HF_TOKEN")),  # the release token shares
+    ("release.yml", _baseline, _first(MEASURE_TOKEN, r"\1HF_BASELINE_TOKEN")),  # the store's token where models load
+    ("release.yml", _baseline, _first(r"zoo baseline --push", "zoo baseline")),  # it measures with the store's token
+    (
+        "release.yml",
+        _baseline,
+        _first(r"(  build:\n(?:.*\n)*?    env:\n)", r"\1      HF_TOKEN: ${{ secrets.HF_BASELINE_TOKEN }}\n"),
+    ),
 ]
 
 
