@@ -245,6 +245,9 @@ def test_offline_the_store_is_never_asked(
     recipe = load(PUBLISHED, RECIPES)
     assert store.location(recipe, evaluation.suite(recipe, LIMIT, 1), RECIPES) is None
     assert store.unshareable(recipe) == "HF_HUB_OFFLINE is set"
+    with pytest.raises(UsageError, match="cannot be shared: HF_HUB_OFFLINE is set; fix: unset HF_HUB_OFFLINE"):
+        _share(tmp_path / "offline")  # asked to share while offline: said before measuring
+    assert _base_runs(measured) == 1 and len(hub.state.requests) == before
 
 
 def test_sharing_without_a_token_fails_before_measuring(
@@ -298,3 +301,19 @@ def test_the_store_repo_is_the_recipes_org_or_the_override(monkeypatch: pytest.M
     assert store.store_repo(recipe) == STORE
     monkeypatch.setenv(store.ENV_REPO, "my-org/shared-baselines")
     assert store.store_repo(recipe) == "my-org/shared-baselines"
+
+
+def test_bases_no_other_machine_can_check_are_never_shared(online: HubServer) -> None:
+    recipe = load(PUBLISHED, RECIPES)
+    local = recipe.model_copy(update={"base": recipe.base.model_copy(update={"builtin": None, "path": "bases/mine"})})
+    branch = recipe.model_copy(
+        update={
+            "base": recipe.base.model_copy(update={"builtin": None, "repo_id": "meta-llama/Meta-Llama-3-8B", "revision": "main"})
+        }
+    )
+    pinned = branch.model_copy(update={"base": branch.base.model_copy(update={"revision": "a" * 40})})
+    assert "local folder" in str(store.unshareable(local)) and "not a commit" in str(store.unshareable(branch))
+    spec = evaluation.suite(recipe, LIMIT, 1)
+    assert store.location(local, spec, RECIPES) is None and store.location(branch, spec, RECIPES) is None
+    loc = store.location(pinned, spec, RECIPES)
+    assert loc is not None and loc.path == f"meta-llama/Meta-Llama-3-8B/{'a' * 40}/{store.suite_sha256(spec)}.json"

@@ -108,7 +108,8 @@ def baseline(recipe: Recipe, layout: Layout, options: RunOptions, strict: bool =
             _share(recipe, share, cached, spec, strict)
         return cached
     fetched = None if options.force or shared is None else store.fetch_baseline(shared)
-    if fetched is not None:  # checked against the base commit and the suite it is filed under
+    if fetched is not None and shared is not None:  # checked against the base commit and the suite it is filed under
+        log.info("%s: 16-bit baseline from the Hub store %s, not measured here", recipe.name, shared.repo_id)
         fetched.write_to(path)
         return fetched
     log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
@@ -125,10 +126,13 @@ def baseline(recipe: Recipe, layout: Layout, options: RunOptions, strict: bool =
 def _sharing(recipe: Recipe, shared: Location | None, strict: bool) -> Location | None:
     """Where to share the baseline, or None (saying why) when it cannot be: offline, a local base, no token."""
     from zoo.publish import baselines as store
+    from zoo.publish.hub import offline_mode
 
     error: type[ZooError]
     if shared is None:
         why, error, fix = store.unshareable(recipe), UsageError, "run without --push"
+        if offline_mode():
+            fix = "unset HF_HUB_OFFLINE (or set it to 0), or run without --push"
     elif not store.has_token():
         why, error, fix = "no Hugging Face token was found", TokenError, "set HF_TOKEN to a token that may write the store"
     else:

@@ -218,7 +218,7 @@ def fetch_baseline(loc: Location) -> BaselineRecord | None:
     except VerifyError as e:
         log.warning("ignoring the shared baseline %s@%s: %s; measuring the base here", plain(loc.where()), commit[:12], e)
         return None
-    log.info("16-bit baseline from the Hub store %s@%s (%s); not measured here", loc.repo_id, commit[:12], loc.path)
+    log.info("the Hub store %s@%s has the 16-bit baseline %s", loc.repo_id, commit[:12], loc.path)
     return record
 
 
