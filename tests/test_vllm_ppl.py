@@ -76,3 +76,23 @@ def test_a_refusal_and_a_missing_vllm_are_one_line_with_a_fix(tmp_path: Path, mo
     monkeypatch.setattr(vllm_process, "python", lambda: None)
     with pytest.raises(MissingExtraError, match="ZOO_VLLM_PYTHON"):
         vllm_ppl.perplexity(tmp_path / "model", list(range(100)), 30)
+
+
+def test_lm_evals_vllm_engine_is_shut_down_before_the_next_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """harness.evaluate shuts lm-eval's in-process vLLM engine down when its tasks are done (or fail)."""
+    from types import SimpleNamespace
+
+    from zoo.evaluation import harness
+
+    calls: list[str] = []
+    lm = SimpleNamespace(model=SimpleNamespace(llm_engine=SimpleNamespace(engine_core=SimpleNamespace(
+        shutdown=lambda: calls.append("shutdown")))))  # fmt: skip
+    monkeypatch.setattr(harness, "harness_model", lambda *a: lm)
+
+    def boom(*a: object) -> dict[str, object]:
+        raise RuntimeError("a task failed")
+
+    monkeypatch.setattr(harness, "_run", boom)
+    with pytest.raises(RuntimeError):
+        harness.evaluate(None, None, ["arc_easy"], harness.BUILTIN_DATA, 1, 1, "vllm", Path("m"))
+    assert calls == ["shutdown"] and lm.model is None

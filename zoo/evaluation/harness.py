@@ -159,6 +159,32 @@ def harness_model(model: Any, tokenizer: Any, batch_size: int, backend: str, mod
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
 
 
+def release_vllm(lm: Any) -> None:
+    """lm-eval's in-process vLLM engine keeps its GPU memory (weights, KV cache, the tensor-parallel group)
+    until it is shut down, not when the wrapper goes out of scope: shut it down before lmms-eval or the next
+    model's engine loads."""
+    import contextlib
+    import gc
+
+    engine = getattr(lm, "model", None)
+    with contextlib.suppress(Exception):
+        engine.llm_engine.engine_core.shutdown()  # type: ignore[union-attr]
+    with contextlib.suppress(Exception):
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    if hasattr(lm, "model"):
+        lm.model = None
+    del engine
+    gc.collect()
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 @dataclass(frozen=True)
 class _Suite:
     """What a suite's tasks resolve to, built once per process and shared by the base and the variant."""
@@ -218,8 +244,13 @@ def evaluate(
     """Metrics (``task/metric`` -> value) and per-task details for ``tasks``."""
     s = _suite(tasks, data)
     lm = harness_model(model, tokenizer, batch_size, backend, model_dir)
-    zs = _run(lm, s.zero, 0, limit, s.manager)
-    mm = _run(lm, s.subjects, TASKS["mmlu"].num_fewshot, limit, s.manager)
+    try:
+        zs = _run(lm, s.zero, 0, limit, s.manager)
+        mm = _run(lm, s.subjects, TASKS["mmlu"].num_fewshot, limit, s.manager)
+    finally:
+        if backend == "vllm":
+            release_vllm(lm)
+        del lm
     use_mmlu, category = bool(s.subjects), s.category
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {}
