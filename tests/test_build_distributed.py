@@ -49,6 +49,7 @@ def test_rtn_over_two_ranks_is_the_one_process_checkpoint(tmp_path: Path, monkey
     one = _build("tiny-llama3-rtn-4bit", tmp_path / "one", 1, monkeypatch)
     record = json.loads((two.parent / "build.json").read_text())
     assert record["method"]["processes"] == 2  # it did run distributed
+    assert record["method"]["rank_peak_host_rss_bytes"] > 100 * 2**20  # a rank imported torch and held the model
     a, b = _tensors(one), _tensors(two)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)  # type: ignore[arg-type]

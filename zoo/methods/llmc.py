@@ -149,9 +149,14 @@ def run(ctx: BuildContext[Any], modifiers: list[Any], data_free: bool = False) -
     info: dict[str, Any] = {"backend": "llmcompressor", "backend_version": llmcompressor.__version__}
     ranks = processes(ctx, data_free)
     if ranks > 1:
+        import resource
+
         distributed(ctx, modifiers, kwargs, ranks)
         finish(ctx)
-        return {**info, "processes": ranks}
+        # build.json's peak RSS is this process's, which never held the model: the largest rank's, beside it
+        # (each rank's RSS counts the weights it maps from shared memory, so they do not add up)
+        rank_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        return {**info, "processes": ranks, "rank_peak_host_rss_bytes": rank_peak}
     from llmcompressor import oneshot
 
     model = ctx.load_model()
