@@ -92,8 +92,9 @@ def baseline(recipe: Recipe, layout: Layout, options: RunOptions, strict: bool =
     """The 16-bit base measured with the recipe's suite (``options.device`` resolved): from the local cache,
     else from the Hub store of baselines (``zoo.publish.baselines``; not when offline), else measured here,
     unless ``options.force``. ``options.share_baseline`` puts it in the store when the store lacks it; a
-    baseline that cannot be shared is a warning (a release goes on), or with ``strict`` (``zoo baseline
-    --push``, which asked for nothing else) an error, before any measuring where it can be known then."""
+    baseline that cannot be shared is a warning (a release goes on, and adds to a store only when one
+    exists), or with ``strict`` (``zoo baseline --push``, which asked for nothing else, and makes the store)
+    an error, before any measuring where it can be known then."""
     from zoo.loader import resolve
     from zoo.publish import baselines as store
 
@@ -147,7 +148,7 @@ def _share(recipe: Recipe, shared: Location, record: BaselineRecord, spec: dict[
     from zoo.publish import baselines as store
 
     try:
-        store.publish_baseline(shared, record, spec)
+        store.publish_baseline(shared, record, spec, create=strict)
     except ZooError as e:
         if strict:
             raise

@@ -229,8 +229,10 @@ def has_token() -> bool:
     return bool(get_token())
 
 
-def publish_baseline(loc: Location, record: BaselineRecord, suite: dict[str, Any]) -> str:
-    """``record`` into the store at ``loc`` (the dataset repo made when missing); the commit made."""
+def publish_baseline(loc: Location, record: BaselineRecord, suite: dict[str, Any], create: bool = True) -> str | None:
+    """``record`` into the store at ``loc``; the commit made. A missing store's dataset repo is made with
+    ``create``; without it (a release, which should not make repos in an org unasked) nothing is shared
+    and None returned."""
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -246,7 +248,11 @@ def publish_baseline(loc: Location, record: BaselineRecord, suite: dict[str, Any
     hub.prepare()
     api = HfApi(token=get_token())
     try:
-        hub.call(api.create_repo, loc.repo_id, repo_type="dataset", private=loc.private, exist_ok=True)
+        if create:
+            hub.call(api.create_repo, loc.repo_id, repo_type="dataset", private=loc.private, exist_ok=True)
+        elif not hub.call(api.repo_exists, loc.repo_id, repo_type="dataset"):
+            log.info("the baseline store %s does not exist; `zoo baseline` with --push makes it", loc.repo_id)
+            return None
         info = hub.call(
             api.upload_file, path_or_fileobj=data, path_in_repo=loc.path, repo_id=loc.repo_id, repo_type="dataset",
             commit_message=f"zoo: baseline of {loc.base_repo}@{loc.base_commit[:12]}, suite {loc.suite_sha256[:12]}",
