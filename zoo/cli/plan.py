@@ -109,6 +109,11 @@ def plan_cmd(
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="As zoo eval's --batch-size.")
 @click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True, help="As zoo eval's --backend.")
 @click.option("--host-memory", type=GB, help="GB of host RAM for weights; the rest is offloaded to disk.")
+@click.option(
+    "--push", is_flag=True,
+    help="Also share each baseline in the Hub store of baselines (<org>/zoo-baselines or $ZOO_BASELINE_REPO), "
+    "for every other machine; needs a token that may write it.",
+)  # fmt: skip
 @wait_option
 @json_option
 @click.pass_context
@@ -122,6 +127,7 @@ def baseline_cmd(
     batch_size: int,
     backend: str,
     host_memory: float | None,
+    push: bool,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -132,5 +138,6 @@ def baseline_cmd(
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)
     memory = int(host_memory * 1e9) if host_memory else None
-    done = measure_baselines([load(n, root) for n in names], work, root, device, limit, batch_size, backend, memory, wait)
+    recipes = [load(n, root) for n in names]
+    done = measure_baselines(recipes, work, root, device, limit, batch_size, backend, memory, wait, share=push)
     emit(done, lambda: table([{"recipe": k, "baseline": str(v)} for k, v in done.items()]))
