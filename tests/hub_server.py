@@ -147,6 +147,8 @@ class Handler(UploadRoutes, CollectionRoutes, BaseHTTPRequestHandler):
             ("POST", r"/api/repos/create", self.create_repo),
             ("POST", r"/api/validate-yaml", self.validate_yaml),
             ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", self.preupload),
+            ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>[^/]+)", self.dataset(self.preupload)),
+            ("POST", r"/api/datasets/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>[^/]+)", self.dataset(self.commit)),
             ("POST", r"/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", self.lfs_batch),
             ("PUT", r"/lfs-upload/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})", self.lfs_put),
             ("POST", r"/lfs-verify/(?P<repo>[^/]+/[^/]+)/(?P<oid>[0-9a-f]{64})", self.lfs_verify),
@@ -167,6 +169,7 @@ class Handler(UploadRoutes, CollectionRoutes, BaseHTTPRequestHandler):
             if m and self.command in method.split("|"):
                 with self.state.lock:
                     return fn(query=query, **{k: v if v is None else unquote(v) for k, v in m.groupdict().items()})
+        self._body()  # read, so the next request on this kept-alive connection starts where it should
         self._error(404, "NotFound", f"no route for {self.command} {path}")
 
     def dataset(self, fn: Any) -> Any:
@@ -210,12 +213,13 @@ class Handler(UploadRoutes, CollectionRoutes, BaseHTTPRequestHandler):
         if not self._authorized():
             return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
         repo_id = f"{body.get('organization') or 'zoo-tester'}/{body['name']}"
+        repo_id = f"datasets/{repo_id}" if body.get("type") == "dataset" else repo_id  # stored as dataset() serves them
         if not self._may_write():
             return self._error(403, "Forbidden", f"You don't have the rights to create a model under {repo_id.split('/')[0]}")
         if repo_id in self.state.repos:
             return self._send(
                 409,
-                {"error": "You already created this model repo", "url": f"{self.base_url}/{repo_id}"},
+                {"error": f"You already created this {body.get('type') or 'model'} repo", "url": f"{self.base_url}/{repo_id}"},
                 {"X-Error-Code": "RepoExists"},
             )
         repo = Repo(private=bool(body.get("private")))

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 
 from tests.conftest import PUBLISHED, RECIPES
-from tests.hub_server import Handler, HubServer, Repo
+from tests.hub_server import HubServer
 from zoo.catalog import load
 from zoo.errors import TokenError, UsageError
 from zoo.evaluation import run as evaluation
@@ -31,52 +29,9 @@ LIMIT = 2
 TOOK = "16-bit baseline from the Hub store"
 
 
-class DatasetWrites(Handler):
-    """The test Hub with what sharing a baseline adds: creating a dataset repo and committing to one."""
-
-    _cached: bytes | None = None
-
-    def _body(self) -> bytes:
-        if self._cached is not None:
-            body, self._cached = self._cached, None
-            return body
-        return super()._body()
-
-    def _route(self) -> None:
-        url = urlparse(self.path)
-        m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/(preupload|commit)/([^/]+)", url.path)
-        if self.command == "POST" and m:
-            with self.state.lock:
-                self.state.requests.append(f"POST {unquote(url.path)}")
-                fn = self.preupload if m[2] == "preupload" else self.commit
-                return fn(query=parse_qs(url.query), repo=f"datasets/{unquote(m[1])}", rev=unquote(m[3]))
-        if self.command == "POST" and url.path == "/api/repos/create":
-            self._cached = super()._body()
-            body = json.loads(self._cached or b"{}")
-            if body.get("type") == "dataset":
-                self._cached = None
-                return self._create_dataset(body)
-        return super()._route()
-
-    def _create_dataset(self, body: dict[str, Any]) -> None:
-        with self.state.lock:
-            self.state.requests.append("POST /api/repos/create (dataset)")
-            if not self._may_write():
-                return self._error(401 if not self._authorized() else 403, "Forbidden", "You may not create this dataset")
-            repo_id = f"datasets/{body.get('organization') or 'zoo-tester'}/{body['name']}"
-            if repo_id in self.state.repos:
-                body = {"error": "You already created this dataset repo", "url": f"{self.base_url}/{repo_id}"}
-                return self._send(409, body, {"X-Error-Code": "RepoExists"})
-            repo = Repo(private=bool(body.get("private")))
-            self.state.commit(repo, "main", {}, "initial commit")
-            self.state.repos[repo_id] = repo
-            return self._send(200, {"url": f"{self.base_url}/{repo_id}", "name": repo_id})
-
-
 @pytest.fixture(scope="module")
 def hub() -> Iterator[HubServer]:
     server = HubServer(token=f"hf_{secrets.token_hex(16)}")
-    server.httpd.RequestHandlerClass = type("Bound", (DatasetWrites,), {"state": server.state, "base_url": server.url})
     yield server
     server.stop()
 
