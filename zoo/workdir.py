@@ -119,6 +119,10 @@ class Layout:
         """The last manifest ``zoo push --sign-key`` signed, and its signature (reused while unchanged)."""
         return self.folder / "signature"
 
+    def export(self, fmt: str) -> Path:
+        """``zoo export --to fmt``'s folder (the file and its ``export.json``); a release publishes it as ``fmt/``."""
+        return self.folder / "export" / fmt
+
     @property
     def offload(self) -> Path:
         return self.folder / ".offload"

@@ -6,7 +6,7 @@ tensor and the reason and writes nothing (it never quantizes again under the cel
 
 Here: ``source`` reads a compressed-tensors build as integer codes, scales and zero points and is zoo's
 reference decode; ``gguf`` (with ``gguf_blocks``) and ``mlx`` are the formats; ``run`` is the stage
-(lock, checks, staging folder, proof, ``export.json`` from ``record``). docs/serving.md#exports says which
+(lock, checks, staging folder, proof, ``export.json``: ``zoo.records.ExportRecord``). docs/serving.md#exports says which
 schemes map to which types and why.
 
 Adding a format: a module with ``plan(src) -> plan`` (raise ValueError naming the tensor that does not map)

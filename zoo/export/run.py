@@ -17,9 +17,8 @@ from pathlib import Path
 from zoo import __version__
 from zoo.errors import MissingExtraError, UsageError, VerifyError
 from zoo.export import FORMATS
-from zoo.export.record import FILE, ExportRecord, folder
 from zoo.recipe import Recipe
-from zoo.records import FileEntry
+from zoo.records import ExportRecord, FileEntry
 from zoo.workdir import Layout, disk_full, is_disk_full, sha256_file, staging
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,8 @@ def _needs(fmt: str) -> None:
 
 def _target(layout: Layout, fmt: str, out: Path | None) -> Path:
     if out is None:
-        return folder(layout, fmt)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / FILE).is_file())):
+        return layout.export(fmt)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / ExportRecord.FILE).is_file())):
         raise UsageError(f"--out {out} holds other files; fix: pass a new or empty folder (or a previous export's)")
     return out
 
@@ -80,7 +79,7 @@ def export(
         check_recipe(recipe, build, layout.folder)
         target = _target(layout, fmt, out)
         build_sha = sha256_file(layout.build_json)
-        done = None if force else ExportRecord.read_from(target / FILE)
+        done = None if force else ExportRecord.in_folder(target)
         if done and done.build_sha256 == build_sha and done.format == fmt:
             log.info("%s: already exported to %s (%s); --force writes it again", recipe.name, fmt, target)
             return ExportResult(recipe.name, "skipped", target, done)
@@ -120,7 +119,7 @@ def _write(recipe: Recipe, layout: Layout, fmt: str, target: Path, build_sha: st
                 source_files=files, types=types, exactness=exactness, files=file_entries(tmp),
                 versions=package_versions(("gguf", "mlx", "compressed-tensors", "safetensors")),
             )  # fmt: skip
-            record.write_to(tmp / FILE)
+            record.write_into(tmp)
     except OSError as e:
         if is_disk_full(e):
             raise disk_full(target.parent, f"the {fmt} export") from e

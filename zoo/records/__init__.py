@@ -13,6 +13,7 @@ from zoo.records.bench import BenchRecord, RuntimeCheck, Speed
 from zoo.records.build import BuildRecord
 from zoo.records.card import CardRecord
 from zoo.records.eval import EvalRecord, Gate
+from zoo.records.export import ExportRecord
 from zoo.records.push import PushRecord
 from zoo.records.quantization import read_quantization, write_quantization
 from zoo.records.recipe import check_recipe, is_built, recipe_sha256
@@ -25,6 +26,7 @@ __all__ = [
     "BuildRecord",
     "CardRecord",
     "EvalRecord",
+    "ExportRecord",
     "FileEntry",
     "Gate",
     "Measurement",
