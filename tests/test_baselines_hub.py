@@ -112,7 +112,9 @@ def test_a_shared_baseline_is_taken_by_a_fresh_workdir_not_measured(
     assert any(TOOK in r.getMessage() for r in caplog.records)
     record = EvalRecord.read(Layout(b, PUBLISHED))
     assert record is not None and record.baseline.metrics == a.metrics and record.baseline.base == a.base
-    assert BaselineRecord.read_from(evaluation._baseline_path(load(PUBLISHED, RECIPES), b, _options())) == a  # kept locally
+    assert a.source == "measured" and record.baseline.source == f"hub:{STORE}"  # eval.json says where it came from
+    kept = BaselineRecord.read_from(evaluation._baseline_path(load(PUBLISHED, RECIPES), b, _options()))
+    assert kept == a.model_copy(update={"source": f"hub:{STORE}"})  # kept locally, with its origin
 
 
 def _options() -> Any:

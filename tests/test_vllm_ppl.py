@@ -96,3 +96,32 @@ def test_lm_evals_vllm_engine_is_shut_down_before_the_next_engine(monkeypatch: p
     with pytest.raises(RuntimeError):
         harness.evaluate(None, None, ["arc_easy"], harness.BUILTIN_DATA, 1, 1, "vllm", Path("m"))
     assert calls == ["shutdown"] and lm.model is None
+
+
+def test_a_vllm_eval_loads_no_hf_model_and_measures_what_transformers_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``measure`` with ``--backend vllm`` on a perplexity-only suite: vLLM's child computes every perplexity
+    (recorded as such), transformers never loads the checkpoint, and the number is transformers' in bf16."""
+    monkeypatch.setenv("ZOO_VLLM_PYTHON", need_vllm())
+    import transformers
+
+    from tests.conftest import RECIPES
+    from zoo.catalog import load
+    from zoo.evaluation import measure as measuring
+    from zoo.pipeline.options import RunOptions
+    from zoo.serving.schemes import TOLERANCE
+    from zoo.tiny.bases import builtin_path
+
+    recipe = load("tiny-llama3-rtn-4bit", RECIPES)
+    recipe = recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"tasks": [], "perplexity": ["pydoc"]})})
+    loaded: list[str] = []
+    real = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: loaded.append("hf") or real(*a, **k)
+    )
+    options = RunOptions(recipes=RECIPES, device="cpu", backend="vllm", limit=4)
+    got = measuring.measure(builtin_path("tiny-llama3"), recipe, options)
+    assert loaded == [] and got.details["perplexity"]["pydoc"]["backend"] == "vllm"
+    hf = measuring.measure(builtin_path("tiny-llama3"), recipe, options.but(backend="hf"))
+    tolerance, _ = TOLERANCE["16-bit"]
+    ours, theirs = got.metrics["ppl/pydoc"], hf.metrics["ppl/pydoc"]
+    assert ours is not None and theirs is not None and abs(ours - theirs) / theirs <= tolerance, (ours, theirs)

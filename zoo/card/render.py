@@ -12,7 +12,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.card.check import cards_dir, template_file
 from zoo.card.common import dataset_title, fmt, ppl_name, primary_metric
@@ -29,6 +29,9 @@ from zoo.tasks import TASKS
 from zoo.untrusted import plain
 from zoo.variant.metrics import Metric, metric
 from zoo.workdir import Layout, clear_partials, sha256_file, staging
+
+if TYPE_CHECKING:
+    from zoo.variant.hub import Published
 
 log = logging.getLogger(__name__)
 PLOT = "quality_vs_bits.png"
@@ -203,10 +206,14 @@ def card_data(recipe: Recipe, ctx: dict[str, Any]) -> Any:
     )
 
 
-def _inputs_sha(recipe: Recipe, catalog: list[Recipe], workdir: Path, template: Path, version: str) -> str:
-    """Everything the card reads: a sibling evaluated (or rebuilt) since changes the card too."""
+def _inputs_sha(
+    recipe: Recipe, catalog: list[Recipe], workdir: Path, template: Path, version: str, published: Published | None = None
+) -> str:
+    """Everything the card reads: a sibling evaluated (or rebuilt, or released again) since changes the card too."""
     h = hashlib.sha256(recipe.model_dump_json().encode())
     h.update(version.encode())
+    if published is not None:
+        h.update(published.fingerprint().encode())
     for r in family(recipe, catalog):
         layout = Layout(workdir, r.name)
         # a sibling's push.json decides its link; this variant's own does not enter its card (no link to
@@ -226,12 +233,14 @@ def render(
     force: bool = False,
     templates: Path | None = None,
     wait: bool = False,
+    published: Published | None = None,
 ) -> CardResult:
     """Render ``<workdir>/NAME/card/`` from the current build and its evaluation, holding the recipe lock.
 
     Refuses (exit 8) when the checkpoint no longer matches build.json, or eval.json measured an
     earlier build: a card must never publish numbers of another checkpoint. Everything is written in
-    a staging folder swapped in at the end, so an interrupt leaves the previous card whole."""
+    a staging folder swapped in at the end, so an interrupt leaves the previous card whole. ``published``
+    (``zoo.variant.hub.read_published``): the siblings' releases, so a one-recipe release's card lists them."""
     template = template_file(recipe.card.template, templates)
     layout = Layout(workdir, recipe.name)
     with stage_lock(layout, "card", wait):
@@ -241,7 +250,7 @@ def render(
         check_recipe(recipe, build, layout.folder)
         ev = EvalRecord.checked(layout)
         clear_partials(layout.folder)  # leftovers of a killed stage; we hold the lock, so none is live
-        return _render(recipe, catalog, layout, force, template, build, ev)
+        return _render(recipe, catalog, layout, force, template, build, ev, published)
 
 
 def _render(
@@ -252,6 +261,7 @@ def _render(
     template: Path,
     build: BuildRecord,
     ev: EvalRecord | None,
+    published: Published | None = None,
 ) -> CardResult:
     import jinja2
     from huggingface_hub import ModelCard
@@ -259,14 +269,14 @@ def _render(
     from zoo import __version__
 
     out = layout.card
-    key = _inputs_sha(recipe, catalog, layout.workdir, template, __version__)
+    key = _inputs_sha(recipe, catalog, layout.workdir, template, __version__, published)
     build_sha = sha256_file(layout.build_json)
     eval_sha = sha256_file(layout.eval_json) if ev is not None else None
     done = CardRecord.read(layout)
     if done and done.inputs_sha256 == key and not force:
         log.info("%s: card is current (%s), skipping", recipe.name, out / "README.md")
         return CardResult(recipe.name, "skipped", out / "README.md", out / PLOT if (out / PLOT).exists() else None)
-    ctx = gather(recipe, catalog, layout.workdir, __version__, build, ev)
+    ctx = gather(recipe, catalog, layout.workdir, __version__, build, ev, published)
     with staging(out) as tmp:
         primary = primary_metric(recipe)
         base_ppl = ev.baseline.metrics.get(primary) if ev and primary else None

@@ -25,6 +25,7 @@ from zoo.cli import (
     workdir_option,
 )
 from zoo.cli.output import to_json
+from zoo.cli.site import from_hub_option
 from zoo.cli.table import table
 from zoo.errors import ZooError
 
@@ -203,6 +204,7 @@ def pull_cmd(
 @click.option("--backend", type=Choice(["hf", "vllm"]), default="hf", show_default=True, help="lm-eval model backend.")
 @sign_key_option
 @sigstore_option
+@from_hub_option
 @wait_option
 @json_option
 @click.pass_context
@@ -219,6 +221,7 @@ def release_cmd(
     backend: str,
     sign_key: Path | None,
     sigstore: bool,
+    from_hub: bool | None,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -239,6 +242,7 @@ def release_cmd(
         host_memory=gigabytes(host_memory),  # the build's cap (the eval of a packed checkpoint cannot spill to disk)
         backend=backend, batch_size=batch_size,
         share_baseline=not dry_run,  # a base measured here goes to the Hub store of baselines for every other machine
+        from_hub=from_hub,  # the cards' sibling tables and the Collection list what is published, not only this run
     )  # fmt: skip
     outcomes = release(list(names), options, work)
     rows = [{"recipe": o.name, **{s: o.stages.get(s, "") for s in NAMES}, "error": o.error} for o in outcomes]
@@ -261,17 +265,22 @@ def collection_group() -> None:
 @click.argument("names", nargs=-1)
 @workdir_option
 @click.option("--dry-run", is_flag=True, help="Say what would be added or changed; write nothing.")
+@from_hub_option
 @json_option
 @click.pass_context
 @errors
-def collection_sync_cmd(ctx: click.Context, names: tuple[str, ...], workdir: str | None, dry_run: bool, as_json: bool) -> None:
+def collection_sync_cmd(
+    ctx: click.Context, names: tuple[str, ...], workdir: str | None, dry_run: bool, from_hub: bool | None, as_json: bool
+) -> None:
     """Put every variant pushed from the workdir (or NAME...) into its base's collection, with a note each."""
     from zoo.catalog import load, siblings
+    from zoo.pipeline.stages import published
     from zoo.publish.collections import sync
 
-    root = catalog_root(ctx)
+    root, work = catalog_root(ctx), resolve_workdir(workdir)
     chosen = {load(n, root).name for n in names} if names else None
-    results = sync(siblings(root), resolve_workdir(workdir), chosen, dry_run)
+    catalog = siblings(root)
+    results = sync(catalog, work, chosen, dry_run, published=published(catalog, work, from_hub))
     verb, notes = ("would add", "to update") if dry_run else ("added", "updated")
     lines = [f"{r.url or f'{r.namespace} (new collection)'}: {verb} {len(r.added)}, notes {notes} {len(r.updated)}, "
              f"{r.unchanged} unchanged" for r in results]  # fmt: skip

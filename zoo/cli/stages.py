@@ -19,6 +19,7 @@ from zoo.cli import (
     wait_option,
     workdir_option,
 )
+from zoo.cli.site import from_hub_option
 from zoo.cli.table import table
 from zoo.pipeline.options import RunOptions
 from zoo.workdir import Layout
@@ -121,15 +122,20 @@ def eval_cmd(
 @click.argument("name")
 @workdir_option
 @click.option("--force", is_flag=True, help="Render even if the card is current.")
+@from_hub_option
 @wait_option
 @json_option
 @click.pass_context
 @errors
-def card_cmd(ctx: click.Context, name: str, workdir: str | None, force: bool, wait: bool, as_json: bool) -> None:
+def card_cmd(
+    ctx: click.Context, name: str, workdir: str | None, force: bool, from_hub: bool | None, wait: bool, as_json: bool
+) -> None:
     """Render the model card of NAME into <workdir>/NAME/card/ (README.md, plot, eval results)."""
-    from zoo.card import render
-    from zoo.catalog import load, siblings
+    from zoo.catalog import load
+    from zoo.pipeline.stages import by_name
 
     root, work = catalog_root(ctx), resolve_workdir(workdir)
-    result = render(load(name, root), siblings(root), work, force, wait=wait)
+    recipe = load(name, root)
+    options = RunOptions(recipes=root, force=force, wait=wait, from_hub=from_hub)
+    result = by_name("card").run(recipe, Layout(work, recipe.name), options)
     emit(result, f"{result.name}: card {result.status}: {result.readme}")

@@ -41,7 +41,10 @@ def measure(
     dtype = torch.bfloat16 if options.device == "cuda" else torch.float32
     from zoo.lora.load import is_adapter
 
-    if is_adapter(model_dir):  # QLoRA / IR-QLoRA: the quantized base plus the adapter, as users load it
+    model: Any = None
+    if options.backend == "vllm" and not is_adapter(model_dir):
+        pass  # vLLM loads the checkpoint itself, for the perplexities (prompt log-probabilities) and the tasks
+    elif is_adapter(model_dir):  # QLoRA / IR-QLoRA: the quantized base plus the adapter, as users load it
         from zoo.loader import resolve
         from zoo.lora.load import load as load_adapter
 
@@ -200,11 +203,17 @@ def _perplexities(
         cap = C4_WINDOWS if name == "c4" else None
         if options.limit is not None:
             cap = min(cap or options.limit, options.limit)
-        where = input_device(model, options.device)
-        progress = reporter(f"{model_dir.parent.name} ppl {name}")
-        ppl = perplexity(model, ids, seqlen, where, cap, progress, options.batch_size)
+        if model is None:  # the vLLM backend: no HF model was loaded
+            from zoo.evaluation import vllm_ppl
+
+            ppl = vllm_ppl.perplexity(model_dir, ids, seqlen, cap, dtype="bfloat16" if options.device == "cuda" else "auto")
+        else:
+            where = input_device(model, options.device)
+            progress = reporter(f"{model_dir.parent.name} ppl {name}")
+            ppl = perplexity(model, ids, seqlen, where, cap, progress, options.batch_size)
         metrics[perplexity_key(name)] = ppl.value
         entry: dict[str, Any] = {
+            **({"backend": "vllm"} if model is None else {}),
             "windows": ppl.windows,
             "tokens": ppl.tokens,
             "seqlen": seqlen,

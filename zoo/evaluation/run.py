@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.device import resolve as resolve_device
-from zoo.errors import GateError, TokenError, UsageError, ZooError
+from zoo.errors import GateError, MissingExtraError, TokenError, UsageError, ZooError
 from zoo.evaluation.measure import free, input_device, load, measure, refuse_packed_offload
 from zoo.lock import stage_lock
 from zoo.pipeline.options import RunOptions
@@ -111,13 +111,14 @@ def baseline(recipe: Recipe, layout: Layout, options: RunOptions, strict: bool =
     fetched = None if options.force or shared is None else store.fetch_baseline(shared)
     if fetched is not None and shared is not None:  # checked against the base commit and the suite it is filed under
         log.info("%s: 16-bit baseline from the Hub store %s, not measured here", recipe.name, shared.repo_id)
+        fetched = fetched.model_copy(update={"source": f"hub:{shared.repo_id}"})
         fetched.write_to(path)
         return fetched
     log.info("%s: measuring the 16-bit base %s", recipe.name, recipe.base_name)
     source = resolve(recipe, options.recipes)
     offload = layout.offload if options.host_memory is not None else None
     measured = measure(source.path, recipe, options, None, offload)
-    result = BaselineRecord(base=source.identity, **measured.model_dump())
+    result = BaselineRecord(base=source.identity, source="measured", **measured.model_dump())
     result.write_to(path)  # kept here first: a failed upload is re-tried from the cache, not re-measured
     if share is not None:
         _share(recipe, share, result, spec, strict)
@@ -156,16 +157,10 @@ def _share(recipe: Recipe, shared: Location, record: BaselineRecord, spec: dict[
 
 
 def recovery(metrics: dict[str, float | None], base: dict[str, float | None]) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        b = base.get(k)
-        if b is None or v is None:
-            continue
-        if k.startswith("ppl/"):
-            out[k] = 100.0 * b / v if v else 0.0
-        elif b:
-            out[k] = 100.0 * v / b
-    return out
+    """Every key's recovery in %, by the Metric table's direction (``zoo.variant.metrics.recovery``)."""
+    from zoo.variant.metrics import recovery as by_direction
+
+    return by_direction(metrics, base)
 
 
 def gate(recipe: Recipe, rec: dict[str, float]) -> tuple[str, ...]:
@@ -257,7 +252,16 @@ def _evaluate(recipe: Recipe, layout: Layout, options: RunOptions) -> EvalResult
 
     if options.backend == "vllm" and recipe.format == "adapter":
         raise UsageError(f"{recipe.name} is a LoRA adapter on an NF4 base, which --backend vllm does not run; fix: --backend hf")
-    check_backend(options.backend)
+    if any(TASKS[t].harness == "lm-eval" for t in recipe.eval.tasks):
+        check_backend(options.backend)  # lm-eval's vLLM engine runs in this process
+    elif options.backend == "vllm":
+        from zoo.serving import vllm_process
+
+        if vllm_process.python() is None:  # the perplexities run vLLM in a child: its python is all they need
+            raise MissingExtraError(
+                f"--backend vllm needs vLLM, which is not installed here; fix: pip install vllm, or set {vllm_process.ENV} "
+                "to a venv's python that has it (docs/serving.md)"
+            )
     form, model_dir = published_form(build, layout, options.backend)
     if options.host_memory is not None:
         refuse_packed_offload(model_dir)
@@ -321,7 +325,7 @@ def _measured(
         duration_s=result.duration_s,
         metrics=result.metrics,
         details=result.details,
-        baseline=Baseline(base=base.base, metrics=base.metrics),
+        baseline=Baseline(base=base.base, metrics=base.metrics, source=base.source),
         recovery=recovery(result.metrics, base.metrics),
         samples_sha256=result.details.get("samples_sha256"),
         form=form,

@@ -36,6 +36,7 @@ class RunOptions:
     signer: Signer | None = None  # push: sign the release manifest
     siblings: tuple[Recipe, ...] | None = None  # card: the recipes it compares with (None: the catalog's)
     share_baseline: bool = False  # eval: publish a measured 16-bit baseline to the Hub store (zoo.publish.baselines)
+    from_hub: bool | None = None  # card, collection: include the siblings published on the Hub (None: unless offline)
 
     def but(self, **changes: object) -> RunOptions:
         """A copy with ``changes`` (a stage that must not pass one option on, say)."""

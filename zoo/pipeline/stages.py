@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
@@ -45,10 +46,25 @@ def _siblings(options: RunOptions) -> list[Recipe]:
     return list(options.siblings) if options.siblings is not None else siblings(options.recipes)
 
 
+def published(recipes: list[Recipe], workdir: Path, from_hub: bool | None) -> Any:
+    """The releases on the Hub of ``recipes`` (``zoo.variant.hub``), so a one-recipe release's card, site and
+    Collection list every published variant; None when not asked or offline (quietly: the default)."""
+    from zoo.publish.hub import offline_mode
+    from zoo.variant.hub import read_published
+
+    if from_hub is False or (from_hub is None and offline_mode()):
+        return None
+    return read_published(recipes, workdir, from_hub)
+
+
 def _card(recipe: Recipe, layout: Layout, options: RunOptions) -> Any:
     from zoo.card import render
+    from zoo.card.siblings import family
 
-    return render(recipe, _siblings(options), layout.workdir, options.force, wait=options.wait)
+    catalog = _siblings(options)
+    others = [r for r in family(recipe, catalog) if r.name != recipe.name]  # its own variant is always the workdir's
+    found = published(others, layout.workdir, options.from_hub)
+    return render(recipe, catalog, layout.workdir, options.force, wait=options.wait, published=found)
 
 
 def _push(recipe: Recipe, layout: Layout, options: RunOptions) -> Any:
@@ -60,7 +76,8 @@ def _push(recipe: Recipe, layout: Layout, options: RunOptions) -> Any:
 def _collection(recipe: Recipe, layout: Layout, options: RunOptions) -> Any:
     from zoo.publish.collections import sync
 
-    return sync(_siblings(options), layout.workdir, {recipe.name})
+    catalog = _siblings(options)
+    return sync(catalog, layout.workdir, {recipe.name}, published=published(catalog, layout.workdir, options.from_hub))
 
 
 def _pushed(result: Any) -> str:

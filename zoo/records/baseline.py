@@ -17,6 +17,7 @@ class Baseline(BaseModel):
 
     base: dict[str, Any] = {}
     metrics: dict[str, float | None]
+    source: str | None = None  # where the numbers came from: "measured", or "hub:<store repo>"; None before zoo said
 
 
 class Measurement(BaseModel):
@@ -38,3 +39,6 @@ class BaselineRecord(Record, Measurement):
     DONE: ClassVar[str] = "evaluated"
 
     base: dict[str, Any]  # the base's identity
+    # "measured" where zoo measured it; "hub:<store repo>" when taken from the Hub store of baselines (kept in
+    # the workdir's cache as it came, so a later eval still says where the numbers were measured)
+    source: str | None = None

@@ -121,7 +121,8 @@ def rehearse_one(recipe: Recipe, catalog: list[Recipe], workdir: Path, recipe_di
     stages: dict[str, str] = {"base": "skipped" if base is None else "ok"}
     rehearsed = rehearsal_recipe(recipe, base)
     options = RunOptions(
-        recipes=recipe_dir, device="cpu", limit=limit, force=True, dry_run=not push, siblings=tuple(catalog)
+        recipes=recipe_dir, device="cpu", limit=limit, force=True, dry_run=not push, siblings=tuple(catalog),
+        from_hub=False,  # a rehearsal's card must not depend on what the Hub holds today
     )  # fmt: skip
     done = pipeline.run(rehearsed, Layout(work, rehearsed.name), options, pipeline.REHEARSED, stop_on=(Exception,))
     for name, result in done.results.items():
