@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from zoo.methods import obs
-from zoo.methods.quip import butterfly, butterfly_factors, quantize_weight, rotation
+from zoo.methods.quip import quantize_weight
+from zoo.methods.rotations import butterfly, butterfly_factors, rotation
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ their mask dump switched off):
   ``preproc(preproc_gptqH=True, percdamp=0.01, preproc_rescale=True, preproc_proj=True, preproc_proj_extra=0)``,
   ``fasterquant()``: what ``llama.py --quant ldlq --incoh_processing`` (npasses 1) runs. Its rotations are
   random, so two figures per cell: (a) with the driver's ``method.rand_ortho_butterfly`` returning zoo's
-  seeded butterflies (``zoo.methods.quip.butterfly``, in the order zoo draws them, seeds 0-2), which compares
+  seeded butterflies (``zoo.methods.rotations.butterfly``, in the order zoo draws them, seeds 0-2), which compares
   everything else exactly (the table below, mean of the three seeds); (b) with the authors' own random
   butterflies (scipy's special_ortho_group blocks), mean over seeds 0-29 (torch and numpy seeded), against
   zoo's own draws over seeds 0-29: W2 attn 0.014625 vs 0.014102, mlp 0.012263 vs 0.012589; W3 0.008007 vs

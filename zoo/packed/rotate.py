@@ -19,7 +19,7 @@ from typing import Any
 def _dense(post: dict[str, Any], rows: int, cols: int, device: Any) -> tuple[Any, Any]:
     import torch
 
-    from zoo.methods import quip
+    from zoo.methods import rotations as quip
 
     seed = int(post["seed"])
     if post["variant"] == "authors":
@@ -33,7 +33,7 @@ def unrotate(post: dict[str, Any], q: Any, s: Any) -> Any:
     """U^T q V (/ s for the authors' variant) for the values ``q`` [rows, cols] (fp32), on q's device."""
     import torch
 
-    from zoo.methods import quip
+    from zoo.methods import rotations as quip
 
     rows, cols = q.shape
     seed = int(post["seed"])
