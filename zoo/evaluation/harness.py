@@ -21,6 +21,7 @@ import yaml
 
 from zoo.errors import TaskDataError
 from zoo.tasks import TASKS
+from zoo.variant.metrics import ZERO_SHOT_AVG
 
 log = logging.getLogger(__name__)
 BUILTIN_DATA = Path(__file__).parent / "data"
@@ -264,7 +265,7 @@ def evaluate(
         details["mmlu"] = {"num_fewshot": TASKS["mmlu"].num_fewshot, "samples": sum(_n(mm, t) for t in mm["n-samples"])}
     accs = [v for k, v in metrics.items() if k.endswith("/acc") and not k.startswith("mmlu")]
     if accs:
-        metrics["zero_shot_avg/acc"] = sum(accs) / len(accs)
+        metrics[ZERO_SHOT_AVG] = sum(accs) / len(accs)
     samples = {task.removeprefix("zoo_"): rows for res in (zs, mm) for task, rows in (res.get("samples") or {}).items()}
     return {"metrics": metrics, "tasks": details, "samples": samples}
 
@@ -273,22 +274,14 @@ def write_samples(path: Path, samples: dict[str, list[Any]]) -> str:
     """lm-eval's per-item records as gzip JSON lines (``{"task": ..., **record}``), atomically; their sha256.
     The gzip header carries no time or name, so the same outputs give the same bytes."""
     import gzip
-    import os
 
-    from zoo.workdir import open_new, sha256_file
+    from zoo.workdir import atomic_write, sha256_file
 
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open_new(tmp) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
-            for task in sorted(samples):
-                for row in samples[task]:
-                    out.write(json.dumps({"task": task, **row}, default=str, sort_keys=True).encode() + b"\n")
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest
+    with atomic_write(path) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+        for task in sorted(samples):
+            for row in samples[task]:
+                out.write(json.dumps({"task": task, **row}, default=str, sort_keys=True).encode() + b"\n")
+    return sha256_file(path)
 
 
 def _n(res: dict[str, Any], task: str) -> int:
