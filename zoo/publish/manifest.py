@@ -1,6 +1,6 @@
 """The release manifest, ``zoo-release.json``: what ``zoo pull`` checks every kept byte against.
 
-build.json only covers the checkpoint, so a release also lists the card, its plot and eval results,
+build.json only covers the checkpoint, so a release also lists the card, its plot and eval results, its exports,
 build.json and eval.json, each with size and sha256. Since format 2 it also says which release it is:
 the recipe, the repo it was pushed to, the recipe's sha256, and when the build and its evaluation
 were made (build.json's and eval.json's ``created``). A signature over the manifest then proves all

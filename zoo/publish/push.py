@@ -1,7 +1,9 @@
 """``zoo push``: publish a built, evaluated, carded variant to the Hub, exactly and re-runnably.
 
 What goes up: the checkpoint files at the repo root, the card (README.md, plot, ``.eval_results``),
-build.json, eval.json and the release manifest ``zoo-release.json`` (every file's size and sha256).
+build.json, eval.json, each exact export of this build (``zoo export``: ``gguf/``, ``mlx/`` with their
+``export.json``; ``zoo.export.release``) and the release manifest ``zoo-release.json`` (every file's size and
+sha256).
 For a native method the checkpoint is its packed one (``packed/``, #32), with the hash of the 16-bit
 checkpoint it decodes to in the manifest; the recipe's ``hub: {weights: fake}`` publishes ``model/`` instead.
 Nothing stale goes up: the checkpoint is re-hashed against build.json, eval.json must have measured
@@ -20,6 +22,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +36,7 @@ from zoo.records import BenchRecord, BuildRecord, CardRecord, EvalRecord, PushRe
 from zoo.workdir import Layout, sha256_file
 
 if TYPE_CHECKING:
+    from zoo.export.release import Carried
     from zoo.publish.sign import Signer
 
 log = logging.getLogger(__name__)
@@ -49,10 +53,10 @@ def check_card(layout: Layout) -> None:
         raise NotReadyError(f"{name}'s card was rendered from an earlier build or evaluation; fix: zoo card {name}")
 
 
-def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
+def publish_files(layout: Layout, build: BuildRecord, exports: Sequence[Carried] = ()) -> dict[str, Path]:
     """Repo path -> local file, for everything a release holds (the manifest aside): of the checkpoint
     folder (model/, or packed/ for a packed release), only what build.json lists, so a stray file there is
-    never published as the build."""
+    never published as the build; of each export (``zoo.export.release.carried``), only what its record lists."""
     files: dict[str, Path] = {}
     root, weights = build.published(layout)
     sources = [(root, root / f.path) for f in weights]
@@ -60,10 +64,12 @@ def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
     sources += [(layout.folder, layout.folder / n) for n in ("build.json", "eval.json", layout.samples.name)]
     if BenchRecord.current(layout) is not None:  # zoo bench's record of this very build: what the card's claims rest on
         sources.append((layout.folder, layout.bench_json))
+    named = {p: rel for e in exports for rel, (p, _) in e.files.items()}  # published as <fmt>/<path>
+    sources += [(layout.folder, p) for p in named]
     for root, p in sources:
         if p.is_symlink() or not p.is_file():
             continue
-        rel = p.relative_to(root).as_posix()
+        rel = named.get(p) or p.relative_to(root).as_posix()
         try:
             hub.check_path(rel, f"{layout.folder}")
         except VerifyError:
@@ -74,14 +80,16 @@ def publish_files(layout: Layout, build: BuildRecord) -> dict[str, Path]:
     return files
 
 
-def release_entries(layout: Layout, build: BuildRecord, files: dict[str, Path]) -> list[Entry]:
-    """Size and sha256 of every published file; checkpoint hashes come from the just re-hashed build.json."""
+def release_entries(layout: Layout, build: BuildRecord, files: dict[str, Path], exports: Sequence[Carried] = ()) -> list[Entry]:
+    """Size and sha256 of every published file; checkpoint hashes come from the just re-hashed build.json,
+    an export's from its just checked record."""
     root, weights = build.published(layout)
     known = {f.path: f.sha256 for f in weights}
+    checked = {rel: sha for e in exports for rel, (_, sha) in e.files.items()}
     out = []
     for rel, p in files.items():
         inside = p.parent == root or root in p.parents
-        sha = known.get(rel) if inside else None
+        sha = known.get(rel) if inside else checked.get(rel)
         out.append(Entry(rel, p.stat().st_size, sha or sha256_file(p)))
     return out
 
@@ -146,8 +154,11 @@ def push(
         evaluation = EvalRecord.checked(layout)
         check_card(layout)
         warn_unpacked(layout, build)
-        files = publish_files(layout, build)
-        entries = release_entries(layout, build, files)
+        from zoo.export.release import carried
+
+        exports = carried(layout)  # a stale export is left out with a warning; a changed one stops the push
+        files = publish_files(layout, build, exports)
+        entries = release_entries(layout, build, files, exports)
         # which release this is, inside the signed bytes: pull refuses it as another variant's or repo's
         built, evaluated = build.created, evaluation.created if evaluation else None
         identity = Identity(recipe.name, repo_id, build.recipe_sha256, built, evaluated)
