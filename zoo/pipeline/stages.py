@@ -62,6 +62,8 @@ def _card(recipe: Recipe, layout: Layout, options: RunOptions) -> Any:
     from zoo.card.siblings import family
 
     catalog = _siblings(options)
+    if not layout.build_json.exists():  # nothing to card: render says so (exit 8) before any Hub request or folder
+        return render(recipe, catalog, layout.workdir, options.force, wait=options.wait)
     others = [r for r in family(recipe, catalog) if r.name != recipe.name]  # its own variant is always the workdir's
     found = published(others, layout.workdir, options.from_hub)
     return render(recipe, catalog, layout.workdir, options.force, wait=options.wait, published=found)
