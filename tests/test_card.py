@@ -660,3 +660,55 @@ def test_metadata_the_hub_would_reject_fails_the_card_not_the_push(tmp_path: Pat
     with pytest.raises(CardError, match="the card's Hub metadata does not parse back"):
         render(recipe, CATALOG, tmp_path)
     assert not (tmp_path / recipe.name / "card").exists()  # nothing half-written
+
+
+def export_record(workdir: Path, recipe: Recipe, fmt: str, types: dict[str, str], build_sha256: str | None = None) -> None:
+    """An export.json as ``zoo export`` writes it, beside the synthetic build (of it unless ``build_sha256``)."""
+    from zoo.records import ExportRecord
+
+    layout = Layout(workdir, recipe.name)
+    folder = layout.export(fmt)
+    folder.mkdir(parents=True, exist_ok=True)
+    main = folder / (f"{recipe.name}.gguf" if fmt == "gguf" else "model.safetensors")
+    main.write_bytes(b"exported")
+    ExportRecord(
+        name=recipe.name, format=fmt, zoo_version="0.1.0", created="2026-01-02T05:00:00+00:00",
+        build_sha256=build_sha256 or sha256_file(layout.build_json), source_files=(), types=types,
+        exactness={"reader": "gguf 0.17.1 GGUFReader", "tensors": len(types), "equal": True},
+        files=(FileEntry(path=main.name, size=main.stat().st_size, sha256=sha256_file(main)),), versions={},
+    ).write_into(folder)  # fmt: skip
+
+
+def test_a_card_names_the_exports_its_release_carries_and_only_those(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#31: an export of this build is named with its block types, the exactness claim and a runtime snippet; one of
+    an earlier build (not published) is not, and without any the usage section says nothing of exports."""
+    from zoo.card.usage import exports
+
+    card_render = importlib.import_module("zoo.card.render")  # zoo.card.render is also the function's name
+    real = card_render.gather
+
+    def gather(recipe, catalog, workdir, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ctx = real(recipe, catalog, workdir, *args, **kwargs)
+        ctx.setdefault("exports", exports(Layout(workdir, recipe.name)))  # once context.py gathers it, a no-op
+        return ctx
+
+    monkeypatch.setattr(card_render, "gather", gather)
+    recipe = load("llama3-8b-gptq-4bit", RECIPES)
+    synthetic(recipe, tmp_path)
+    plain = render(recipe, CATALOG, tmp_path, force=True).readme.read_text()
+    assert "bit-for-bit" not in plain and "llama" + "-cli" not in plain and "mlx_lm" not in plain
+
+    linears = {f"model.layers.{i}.mlp.up_proj": "Q5_0" for i in range(3)}
+    export_record(tmp_path, recipe, "gguf", linears)
+    export_record(tmp_path, recipe, "mlx", {"model.layers.0.mlp.up_proj": "affine 4-bit g128"}, build_sha256="0" * 64)
+    text = render(recipe, CATALOG, tmp_path, force=True).readme.read_text()
+    usage = text.split("## How to use", 1)[1]
+    assert "as GGUF for llama.cpp" in usage and "in `gguf/`: its 3 quantized tensors in `Q5_0`;" in usage
+    assert "exact: every weight decodes bit-for-bit to this build's" in usage
+    assert f"llama-cli -m {recipe.name}/gguf/{recipe.name}.gguf" in usage
+    assert f'Llama.from_pretrained("{recipe.repo_id}", filename="gguf/{recipe.name}.gguf")' in usage
+    assert "mlx_lm" not in usage and "mlx/" not in usage  # the MLX export is of an earlier build: not carried
+
+    export_record(tmp_path, recipe, "mlx", {"model.layers.0.mlp.up_proj": "affine 4-bit g128"})
+    usage = render(recipe, CATALOG, tmp_path, force=True).readme.read_text().split("## How to use", 1)[1]
+    assert f"mlx_lm.generate --model {recipe.name}/mlx" in usage and "in `mlx/`" in usage and "`affine 4-bit g128`" in usage

@@ -11,10 +11,16 @@ adapters on an NF4 base.
 Which runtimes a card offers comes only from ``bench.json`` (``zoo bench``) of this very build: a runtime's
 snippet appears when it served the build, with the device kind it served it on; a runtime that refused
 is named with its own reason; without the record the card says the check has not run.
+
+Exports (``exports``) are named only when the release carries them, that is, when ``zoo export`` proved them
+exact against this very build (``zoo.export.release.current``: what ``zoo push`` publishes); the card then
+gives their block types from ``export.json`` and a llama.cpp or mlx-lm snippet. It claims the weights, not a
+runtime check: ``zoo bench`` does not run those runtimes.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from zoo.recipe import Recipe
@@ -22,9 +28,9 @@ from zoo.records import BenchRecord, RuntimeCheck
 from zoo.untrusted import markdown
 from zoo.variant.model import KV_CONTEXT, Variant
 from zoo.variant.text import fmt, packed
-from zoo.workdir import size_text
+from zoo.workdir import Layout, size_text
 
-__all__ = ["KV_CONTEXT", "axes", "intended_use", "method_class", "served", "serving_memory"]
+__all__ = ["KV_CONTEXT", "axes", "exports", "intended_use", "method_class", "served", "serving_memory"]
 
 INTENDED = {
     "weight-only": (
@@ -174,3 +180,27 @@ def axes(bench: BenchRecord | None, quality: dict[str, Any] | None) -> dict[str,
     cpu = sorted(markdown(name, 120) for device, name in devices if device != "cuda")
     gpu = sorted(markdown(name, 120) for device, name in devices if device == "cuda")
     return {"rows": rows, "cpu": cpu, "gpu": gpu, "measured": any(r["axis"] != "Quality" for r in rows)}
+
+
+EXPORT_TITLE = {"gguf": "GGUF", "mlx": "MLX"}
+
+
+def exports(layout: Layout) -> list[dict[str, Any]]:
+    """What the card says of each export the release carries (none: the card says nothing of exports): its
+    folder in the repo, the file to load, the runtime, and its block types with how many tensors have each."""
+    from zoo.export import FORMATS
+    from zoo.export.release import current
+
+    out = []
+    for record in current(layout):
+        fmt = record.format
+        counts = Counter(record.types.values())
+        types = ", ".join(f"`{t}`" + (f" ({n} tensors)" if len(counts) > 1 else "") for t, n in sorted(counts.items()))
+        main = next((f.path for f in record.files if f.path.endswith(".gguf")), None) if fmt == "gguf" else None
+        out.append({
+            "format": fmt, "title": EXPORT_TITLE.get(fmt, fmt), "folder": fmt, "file": main,
+            "runtime": FORMATS[fmt].runtime, "types": types,
+            "tensors_text": f"{len(record.types)} quantized tensor{'' if len(record.types) == 1 else 's'}",
+            "reader": markdown(str(record.exactness.get("reader", "")), 200),
+        })  # fmt: skip
+    return out
