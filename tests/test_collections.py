@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from tests.hub_server import HubServer
 from tests.test_publish import zoo
@@ -11,9 +14,17 @@ from tests.test_publish import zoo
 NAMES = ("tiny-llama3-rtn-4bit", "tiny-llama3-rtn-8bit-pc")
 
 
-def test_release_puts_each_pushed_repo_in_its_family_collection(hub: HubServer, tmp_path: Path) -> None:
-    res = zoo(hub, tmp_path, "release", *NAMES, "--limit", "4", "--device", "cpu")
+@pytest.fixture(scope="module")
+def released(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two recipes released once (built, evaluated, benched, carded, pushed, collected) for the module."""
+    work = tmp_path_factory.mktemp("released")
+    res = zoo(hub, work, "release", *NAMES, "--limit", "4", "--device", "cpu")
     assert res.returncode == 0, res.stderr[-3000:]
+    return work
+
+
+def test_release_puts_each_pushed_repo_in_its_family_collection(hub: HubServer, released: Path) -> None:
+    tmp_path = released
     [collection] = hub.state.collections.values()
     assert collection["owner"] == "zoo-tiny" and collection["title"] == "tiny-llama3 quantized (zoo)"
     items = {i["id"]: i["note"]["text"] for i in collection["items"]}
@@ -39,12 +50,15 @@ def test_release_puts_each_pushed_repo_in_its_family_collection(hub: HubServer, 
     assert item["note"]["text"] != "edited by hand" and len(collection["items"]) == 2
 
 
-def test_collection_sync_needs_a_push_and_a_token(hub: HubServer, tmp_path: Path) -> None:
+def test_collection_sync_needs_a_push_and_a_token(hub: HubServer, released: Path, tmp_path: Path) -> None:
     res = zoo(hub, tmp_path, "collection", "sync", "--local-only")  # the Hub's releases aside (the test above made some)
     assert res.returncode == 0 and "nothing pushed from this workdir yet" in res.stdout
     res = zoo(hub, tmp_path, "collection", "sync", "tiny-llama3-rtn-4bti")
     assert res.returncode == 2 and "did you mean 'tiny-llama3-rtn-4bit'?" in res.stderr
     before = len(hub.state.requests)
+    # every stage before push is done (a copy of the module's release, not yet pushed from here): the release
+    # reaches push and stops there
+    shutil.copytree(released / NAMES[0], tmp_path / NAMES[0], ignore=shutil.ignore_patterns(".zoo.lock", "push.json"))
     res = zoo(hub, tmp_path, "release", NAMES[0], "--limit", "4", "--device", "cpu", token=None)
     assert res.returncode == 1 and "no Hugging Face token found" in res.stderr + res.stdout
     assert not any("/api/collections" in r for r in hub.state.requests[before:])

@@ -231,9 +231,12 @@ def gather(
     bench = this.bench
     serving = served(this, recipe.repo_id, memory["context"] if memory else KV_CONTEXT)
     quality = next((r for r in rows if r["key"] == primary and r["value"] is not None and r["base"] is not None), None)
+    from zoo.card.usage import exports
+
     return {
         "name": recipe.name,
         "recipe": recipe.model_dump(mode="json"),
+        "exports": exports(Layout(workdir, recipe.name)),  # the exact GGUF / MLX files the release carries
         "method": {"name": spec.name, "title": spec.title, "paper": spec.paper, "fidelity": note, "calibrated": spec.calibrated},
         "family": {"name": family.name, "title": family.title, "multimodal": family.multimodal},
         "bits_label": bits_label(recipe),

@@ -221,6 +221,8 @@ def _inputs_sha(
         files = (layout.build_json, layout.eval_json) + ((layout.push_json,) if r.name != recipe.name else (layout.bench_json,))
         for p in files:
             h.update(p.name.encode() + (p.read_bytes() if p.is_file() else b"-"))
+    for p in sorted(Layout(workdir, recipe.name).folder.glob("export/*/export.json")):  # a new export changes the card
+        h.update(p.parent.name.encode() + p.read_bytes())
     for p in sorted(template.parent.glob("*.j2")):
         h.update(p.read_bytes())
     return h.hexdigest()

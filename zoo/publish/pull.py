@@ -231,7 +231,7 @@ def _pull(
         fresh.record(hub.endpoint(), repo_id, signer, manifest.identity, commit, tag)
     from zoo.quantize.provenance import PREFIX, read_metadata
 
-    weights = sorted(e.path for e in entries if e.path.endswith(".safetensors"))
+    weights = sorted(e.path for e in entries if e.path.endswith(".safetensors") and "/" not in e.path)  # not an export's
     meta = read_metadata(target.root / weights[0]) if weights else {}
     provenance = {k.removeprefix(PREFIX): v for k, v in meta.items() if k.startswith(PREFIX)}
     reused = len(entries) - len(fresh_files)
