@@ -51,6 +51,7 @@ def positive(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
+@pytest.mark.slow  # ~45 s of CPU: .ci/run runs it on its own line, so the default suite stays under 10 minutes
 def test_cpu_smoke_every_selected_part_has_numbers(tmp_path: Path) -> None:
     proc, result = run_bench(tmp_path, "--device", "cpu", "--tiny", "--layers", "2", "--only", "build,eval,serve,quality",
                              "--schemes", "rtn", "--minutes", "5")  # fmt: skip
