@@ -11,13 +11,9 @@ child exits, every byte of GPU memory it held is given back before the next engi
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import os
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,39 +76,20 @@ def perplexity(
 
 
 def _run(python: str, job: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(hello, answer) from one child in its own process group, which is ended whatever happens."""
-    from zoo.serving.vllm_process import _end_group, _last_words
+    """(hello, answer) from one child in its own process group (``zoo.serving.vllm_process.converse``)."""
+    from zoo.serving.vllm_process import converse
 
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
            "PYTHONNOUSERSITE": "1"}  # fmt: skip
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     env.pop("PYTHONPATH", None)  # zoo's packages must not shadow the venv's transformers
-    with tempfile.TemporaryDirectory(prefix="zoo-vllm-ppl-") as tmp:
-        err = Path(tmp) / "stderr.log"
-        with err.open("wb") as err_f:
-            proc = subprocess.Popen(
-                [python, "-I", str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_f, env=env, cwd=tmp,
-                start_new_session=True,
-            )  # fmt: skip
-            why = None
-            try:
-                out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                why, out = f"no answer within {timeout_s:.0f} s", b""
-            finally:
-                _end_group(proc)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=5)
-        lines = []
-        for line in out.decode(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                value = json.loads(line)
-                if isinstance(value, dict):
-                    lines.append(value)
-        if len(lines) < 2:
-            why = why or f"exited with code {proc.returncode}: {_last_words(err)}"
-        if len(lines) < 2 or "error" in lines[-1]:
-            log.debug("vLLM's stderr:\n%s", err.read_text(errors="replace")[-8000:])
+    talk = converse(python, CHILD, job, env, timeout_s, "zoo-vllm-ppl-")
+    lines = talk.answers
+    why = f"no answer within {timeout_s:.0f} s" if talk.timed_out else None
+    if len(lines) < 2:
+        why = why or f"exited with code {talk.returncode}: {talk.last_words}"
+    if len(lines) < 2 or "error" in lines[-1]:
+        log.debug("vLLM's stderr:\n%s", talk.stderr_tail)
     hello = lines[0] if lines and lines[0].get("hello") else {}
     answer = lines[-1] if len(lines) >= 2 else {"error": why}
     return hello, answer

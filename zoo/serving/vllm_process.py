@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,21 +90,53 @@ def run(vllm_python: str, job: dict[str, Any], timeout_s: float = TIMEOUT_S) -> 
     )
     env.pop("PYTHONPATH", None)  # zoo's own packages must not shadow the venv's transformers
     job = {**job, "kv_cache_bytes": KV_CACHE_GB << 30}
-    with tempfile.TemporaryDirectory(prefix="zoo-vllm-") as tmp:
+    talk = converse(vllm_python, CHILD, job, env, timeout_s, "zoo-vllm-")
+    answers, why = talk.answers, None
+    if talk.timed_out:
+        why = f"no answer within {timeout_s:.0f} s; its process group was ended"
+    elif talk.returncode not in (0, -signal.SIGTERM):
+        why = f"exited with code {talk.returncode}: {talk.last_words}"
+    elif len(answers) < 1 + len(job["models"]):
+        why = f"stopped without an answer: {talk.last_words}"
+    if why is not None:
+        log.debug("vLLM's stderr:\n%s", talk.stderr_tail)
+    hello = answers[0] if answers and answers[0].get("hello") else {}
+    results = [a for a in answers if "role" in a]
+    answered = {a["role"] for a in results}
+    for spec in job["models"]:
+        if spec["role"] not in answered:
+            results.append({"model": spec["model"], "role": spec["role"], "status": "failed", "reason": why or "no answer"})
+    return hello, results
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What one child said: its JSON-object lines in order, and how it ended."""
+
+    answers: list[dict[str, Any]]
+    timed_out: bool
+    returncode: int | None
+    last_words: str  # the last error-looking line of its stderr
+    stderr_tail: str
+
+
+def converse(python: str, child: Path, job: dict[str, Any], env: dict[str, str], timeout_s: float, prefix: str) -> Conversation:
+    """``job`` as JSON to ``child`` run by ``python`` in a process group of its own (ended whatever happens: on an
+    answer, a timeout or Ctrl-C alike, so no engine worker outlives it), in a temporary working folder."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         err = Path(tmp) / "stderr.log"
         with err.open("wb") as err_f:
             proc = subprocess.Popen(
-                [vllm_python, "-I", str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_f,
+                [python, "-I", str(child)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_f,
                 env=env, cwd=tmp, start_new_session=True,
             )  # fmt: skip
-            why = None
+            timed_out = False
             try:
                 out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                why = f"no answer within {timeout_s:.0f} s; its process group was ended"
-                out = b""
+                timed_out, out = True, b""
             finally:
-                _end_group(proc)  # every helper it started, on success, timeout or Ctrl-C alike
+                _end_group(proc)  # every helper it started
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
         answers = []
@@ -112,16 +145,4 @@ def run(vllm_python: str, job: dict[str, Any], timeout_s: float = TIMEOUT_S) -> 
                 value = json.loads(line)
                 if isinstance(value, dict):
                     answers.append(value)
-        if why is None and proc.returncode not in (0, -signal.SIGTERM):
-            why = f"exited with code {proc.returncode}: {_last_words(err)}"
-        elif why is None and len(answers) < 1 + len(job["models"]):
-            why = f"stopped without an answer: {_last_words(err)}"
-        if why is not None:
-            log.debug("vLLM's stderr:\n%s", err.read_text(errors="replace")[-8000:])
-    hello = answers[0] if answers and answers[0].get("hello") else {}
-    results = [a for a in answers if "role" in a]
-    answered = {a["role"] for a in results}
-    for spec in job["models"]:
-        if spec["role"] not in answered:
-            results.append({"model": spec["model"], "role": spec["role"], "status": "failed", "reason": why or "no answer"})
-    return hello, results
+        return Conversation(answers, timed_out, proc.returncode, _last_words(err), err.read_text(errors="replace")[-8000:])
